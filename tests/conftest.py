@@ -1,0 +1,20 @@
+"""Test-wide settings: nothing downloads, nothing a test writes lands in results/ or figures/."""
+import os
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ["DATA_DOWNLOAD"] = "0"
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _outputs_elsewhere(tmp_path, monkeypatch):
+    """Any output_dir() call during a test writes under the test's temporary folder."""
+    monkeypatch.setenv("OUTPUT_ROOT", str(tmp_path / "out"))

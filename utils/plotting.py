@@ -1,0 +1,114 @@
+"""Figures the notebooks share. Every helper returns the matplotlib figure and can save it.
+
+``save`` is a path (the notebooks pass ``FIG_DIR / "name.png"``; ``FIG_DIR`` is git-ignored).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torchvision.utils import make_grid
+
+
+def _finish(fig, save: str | Path | None):
+    fig.tight_layout()
+    if save is not None:
+        save = Path(save)
+        save.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(save, dpi=120, bbox_inches="tight")
+    return fig
+
+
+def image_grid(images: torch.Tensor, nrow: int = 10, value_range: tuple[float, float] = (0.0, 1.0),
+               padding: int = 2) -> np.ndarray:
+    """(N, C, H, W) or (N, H, W) images -> an (H', W', 3) array in [0, 1] laid out ``nrow`` per row."""
+    if not isinstance(images, torch.Tensor):
+        images = torch.as_tensor(np.asarray(images))
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must be (N, C, H, W) with C in (1, 3) or (N, H, W); got {tuple(images.shape)}"
+                         " (reshape flat MNIST vectors with x.view(-1, 1, 28, 28))")
+    lo, hi = value_range
+    images = ((images.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
+    grid = make_grid(images, nrow=nrow, padding=padding, pad_value=1.0)
+    return grid.permute(1, 2, 0).numpy()
+
+
+def show_images(images, nrow: int = 10, title: str | None = None, value_range=(0.0, 1.0),
+                save: str | Path | None = None, scale: float = 1.0, row_labels: Sequence[str] | None = None):
+    """Show a grid of images (optionally with a label in front of every row); returns the figure."""
+    grid = image_grid(images, nrow=nrow, value_range=value_range)
+    h, w = grid.shape[:2]
+    fig, ax = plt.subplots(figsize=(scale * max(2.0, w / 40), scale * max(1.0, h / 40)))
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_xticks([])
+    if row_labels is not None:
+        rows = len(row_labels)
+        ax.set_yticks([(i + 0.5) * h / rows for i in range(rows)], list(row_labels))
+        ax.tick_params(axis="y", length=0)
+    else:
+        ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if title:
+        ax.set_title(title)
+    return _finish(fig, save)
+
+
+def smooth(values: Sequence[float], window: int) -> np.ndarray:
+    """Moving average over ``window`` points ('valid' part only, so no edge bias)."""
+    values = np.asarray(values, dtype=float)
+    if window <= 1 or len(values) < window:
+        return values
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def plot_curves(curves: Mapping[str, Sequence[float] | tuple[Sequence[float], Sequence[float]]],
+                xlabel: str = "step", ylabel: str = "", title: str | None = None, logy: bool = False,
+                window: int = 1, ax=None, save: str | Path | None = None):
+    """One line per entry; an entry is ``y`` or ``(x, y)``. ``window`` > 1 draws a moving average."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.6))
+    for name, series in curves.items():
+        if isinstance(series, tuple) and len(series) == 2:
+            x, y = np.asarray(series[0], dtype=float), np.asarray(series[1], dtype=float)
+        else:
+            y = np.asarray(series, dtype=float)
+            x = np.arange(1, len(y) + 1, dtype=float)
+        ys = smooth(y, window)
+        ax.plot(x[len(x) - len(ys):], ys, label=name)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if len(curves) > 1:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    return _finish(fig, save)
+
+
+def scatter_2d(points, labels=None, title: str | None = None, class_names: Sequence[str] | None = None,
+               s: float = 2.0, ax=None, save: str | Path | None = None):
+    """A 2-D scatter coloured by integer label (tab10), with a legend of class names."""
+    points = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, dtype=float)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"points must be (N, 2); got {points.shape} (project to 2-D first, e.g. with PCA)")
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 5))
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=s, alpha=0.6)
+    else:
+        labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+        for c in np.unique(labels):
+            name = class_names[c] if class_names is not None else str(c)
+            pts = points[labels == c]
+            ax.scatter(pts[:, 0], pts[:, 1], s=s, alpha=0.6, color=plt.cm.tab10(int(c) % 10), label=name)
+        ax.legend(markerscale=4 / max(s, 0.5) * 2, fontsize=7, loc="best")
+    if title:
+        ax.set_title(title)
+    ax.set_aspect("equal", adjustable="datalim")
+    return _finish(fig, save)
