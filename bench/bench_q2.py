@@ -1,0 +1,196 @@
+"""Benchmark: the course skeleton's VQ-VAE training loop against Q2_VQVAE.ipynb's loop, same device, one run.
+
+    python bench/bench_q2.py                          # 1,000 timed updates each after 50 warm-up updates
+    python bench/bench_q2.py --updates 15000 --warmup 0     # the whole course workload
+    FAST=1 python bench/bench_q2.py --updates 5 --warmup 2 --test-limit 256   # smoke run (runs/fast/)
+
+*skeleton*: exactly the skeleton's loop -- a torchvision-style CIFAR-10 Dataset (uint8 HWC array, a PIL image
+and ``ToTensor()`` + ``Normalize((0.5,)*3, (1,)*3)`` per sample), ``DataLoader(batch_size=256, shuffle=True,
+pin_memory=True)`` and ``next(iter(loader))`` every update, fp32, plain Adam, two ``.item()`` per update, the
+skeleton's EMA codebook init and constant learning rate.
+*ours*: the notebook's ``train_vqvae`` -- data resident on the device (``ResidentBatches``), no host syncs,
+fused Adam and one CUDA-graph replay per update on CUDA, with the notebook's codebook seeding, cosine decay and
+dead-code restart. *ours_eager* (``--variants``) is the same without the CUDA graph, to measure what it adds;
+*ours_channels_last* adds the channels_last memory format.
+
+Both use the model classes defined in the notebook (``utils.notebooks.load_definitions``), batch 256 and the
+skeleton's hyperparameters. Prints updates/s, their ratio, and the test normalised MSE each loop reaches after
+warm-up + timed updates; writes ``bench_q2.json`` to ``output_dir("results", mode)`` (runs/fast/ with FAST=1).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # CPU runs on a busy machine: no spinning OpenMP threads
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from utils.data import load_dataset, load_raw  # noqa: E402
+from utils.notebooks import load_definitions  # noqa: E402
+from utils.runtime import get_device, get_mode, hardware, output_dir, save_json  # noqa: E402
+
+SKELETON = dict(num_hiddens=128, num_residual_hiddens=32, num_residual_layers=2, embedding_dim=64,
+                num_embeddings=512, commitment_cost=0.25, decay=0.99, learning_rate=1e-3)
+
+
+class SkeletonCIFAR10(torch.utils.data.Dataset):
+    """What ``torchvision.datasets.CIFAR10`` does per item: uint8 HWC array -> PIL image -> transform."""
+
+    def __init__(self, images_nchw_uint8: torch.Tensor, labels: torch.Tensor, transform):
+        self.data = images_nchw_uint8.permute(0, 2, 3, 1).contiguous().numpy()   # (N, 32, 32, 3) like the pickles
+        self.targets = labels.tolist()
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.data[index])), self.targets[index]
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def skeleton_loop(nb, device, train_u8, train_y, data_variance, warmup, updates, batch_size, seed):
+    """The skeleton's loop, verbatim apart from names; returns (model, timed seconds)."""
+    from torchvision import transforms
+
+    torch.manual_seed(seed)
+    training_data = SkeletonCIFAR10(train_u8, train_y, transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (1.0, 1.0, 1.0))]))
+    training_loader = torch.utils.data.DataLoader(training_data, batch_size=batch_size, shuffle=True,
+                                                  pin_memory=device.type == "cuda")
+    c = SKELETON
+    model = nb.Model(c["num_hiddens"], c["num_residual_layers"], c["num_residual_hiddens"], c["num_embeddings"],
+                     c["embedding_dim"], c["commitment_cost"], c["decay"]).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=c["learning_rate"], amsgrad=False)
+    model.train()
+    train_res_recon_error, train_res_perplexity = [], []
+    t0 = time.perf_counter()
+    for i in range(warmup + updates):
+        if i == warmup:
+            sync(device)
+            t0 = time.perf_counter()
+        (data, _) = next(iter(training_loader))
+        data = data.to(device)
+        optimizer.zero_grad()
+        vq_loss, data_recon, perplexity = model(data)
+        recon_error = F.mse_loss(data_recon, data) / data_variance
+        loss = recon_error + vq_loss
+        loss.backward()
+        optimizer.step()
+        train_res_recon_error.append(recon_error.item())
+        train_res_perplexity.append(perplexity.item())
+    sync(device)
+    return model.eval(), time.perf_counter() - t0
+
+
+def ours_loop(nb, device, x_train, data_variance, warmup, updates, batch_size, seed, *, cuda_graph, channels_last,
+              restart_every):
+    """The notebook's loop (train_vqvae) with the notebook's settings; returns (model, timed seconds, step mode)."""
+    from utils.batches import ResidentBatches
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = x_train.contiguous(memory_format=fmt)
+    torch.manual_seed(seed)
+    model = nb.vqvae_from_config(SKELETON, ema=True, restart_every=restart_every).to(device, memory_format=fmt)
+    nb.seed_codebook(model, x, 2000 if len(x) >= 2000 else len(x), batch_size, 10, seed)
+    hist = nb.train_vqvae(model, ResidentBatches(x, batch_size=batch_size, seed=seed), warmup + updates,
+                          data_variance, SKELETON["learning_rate"], schedule="cosine", cuda_graph=cuda_graph,
+                          desc="ours", time_from=warmup)
+    return model, hist["timed_seconds"], hist["step_mode"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--updates", type=int, default=1000, help="timed updates per loop (default 1000)")
+    parser.add_argument("--warmup", type=int, default=50, help="untimed updates before timing (default 50)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--variants", default="ours",
+                        help="comma list of: ours, ours_eager, ours_channels_last (default: ours)")
+    parser.add_argument("--test-limit", type=int, default=None, help="test images for the NMSE (default: all)")
+    parser.add_argument("--train-limit", type=int, default=None, help="training images (default: all 50,000)")
+    parser.add_argument("--restart-every", type=int, default=100, help="dead-code restart period of ours (0: off)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    args = parser.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(variants) - {"ours", "ours_eager", "ours_channels_last"}
+    if unknown or not variants:
+        parser.error(f"unknown variants {sorted(unknown)}; choose from ours, ours_eager, ours_channels_last")
+    if args.updates < 1 or args.warmup < 0:
+        parser.error("--updates must be >= 1 and --warmup >= 0")
+
+    device = get_device(args.device)
+    mode = get_mode(device)
+    if device.type == "cpu" and os.environ.get("CPU_THREADS"):
+        torch.set_num_threads(int(os.environ["CPU_THREADS"]))
+    nb = load_definitions("Q2_VQVAE.ipynb")
+    print(hardware(), "|", device, "| mode", mode, "| threads", torch.get_num_threads())
+
+    raw = load_raw("cifar10")
+    train_u8, train_y = raw["train_x"], raw["train_y"]
+    if args.train_limit is not None and args.train_limit < len(train_u8):
+        keep = torch.randperm(len(train_u8), generator=torch.Generator().manual_seed(0))[:args.train_limit].sort().values
+        train_u8, train_y = train_u8[keep], train_y[keep]
+    x_train = (train_u8.to(device).float() / 255.0) - 0.5
+    data_variance = float(np.var(train_u8.numpy() / 255.0))          # the skeleton's formula
+    x_test, _ = load_dataset("cifar10", "test", device=device, limit=args.test_limit)
+    x_test = x_test - 0.5
+
+    out = {"device": hardware(), "mode": mode, "updates": args.updates, "warmup": args.warmup,
+           "batch_size": args.batch_size, "train_images": len(train_u8), "test_images": len(x_test)}
+
+    model, secs = skeleton_loop(nb, device, train_u8, train_y, data_variance, args.warmup, args.updates,
+                                args.batch_size, args.seed)
+    ev = nb.evaluate_vqvae(model, x_test, data_variance)
+    out["skeleton_updates_per_s"] = args.updates / secs
+    out["skeleton_test_nmse"] = ev["test_nmse"]
+    out["skeleton_test_perplexity"] = ev["test_perplexity"]
+    print(f"skeleton: {out['skeleton_updates_per_s']:.2f} updates/s "
+          f"({15000 / out['skeleton_updates_per_s']:.0f} s per 15,000), "
+          f"test NMSE {ev['test_nmse']:.4f} after {args.warmup + args.updates} updates")
+    del model
+
+    out["variants"] = {}
+    for name in variants:
+        model, secs, step_mode = ours_loop(nb, device, x_train, data_variance, args.warmup, args.updates,
+                                           args.batch_size, args.seed,
+                                           cuda_graph=device.type == "cuda" and name != "ours_eager",
+                                           channels_last=name == "ours_channels_last",
+                                           restart_every=args.restart_every)
+        fmt = torch.channels_last if name == "ours_channels_last" else torch.contiguous_format
+        ev = nb.evaluate_vqvae(model, x_test.contiguous(memory_format=fmt), data_variance)
+        ups = args.updates / secs
+        out["variants"][name] = {"updates_per_s": ups, "speedup": ups / out["skeleton_updates_per_s"],
+                                 "test_nmse": ev["test_nmse"], "test_perplexity": ev["test_perplexity"],
+                                 "code_usage": ev["code_usage"], "step_mode": step_mode,
+                                 "seconds_per_15000": 15000 / ups}
+        print(f"{name}: {ups:.2f} updates/s ({15000 / ups:.0f} s per 15,000), speedup x{ups / out['skeleton_updates_per_s']:.2f}, "
+              f"test NMSE {ev['test_nmse']:.4f} after {args.warmup + args.updates} updates ({step_mode})")
+        del model
+    main_name = "ours" if "ours" in out["variants"] else variants[0]
+    out["ours_variant"] = main_name
+    out["ours_updates_per_s"] = out["variants"][main_name]["updates_per_s"]
+    out["speedup"] = out["ours_updates_per_s"] / out["skeleton_updates_per_s"]
+    out["ours_test_nmse"] = out["variants"][main_name]["test_nmse"]
+    path = save_json(out, output_dir("results", mode) / "bench_q2.json")
+    print(f"speedup ({main_name} / skeleton): x{out['speedup']:.2f}; test NMSE skeleton {out['skeleton_test_nmse']:.4f}"
+          f" vs ours {out['ours_test_nmse']:.4f} -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
