@@ -11,13 +11,7 @@ from utils.notebooks import load_definitions
 nb = load_definitions("Q2_VQVAE.ipynb")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is faster (and much faster on a busy machine) than OpenMP's spin-waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)
