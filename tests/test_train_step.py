@@ -13,20 +13,26 @@ def _problem(seed=0):
     return model, x, y
 
 
+def mse_update(model, opt):
+    """One graph-safe training update of ``model`` on an MSE loss (tensors only, no host sync)."""
+
+    def update(xb, yb):
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.mse_loss(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return update
+
+
 def test_eager_step_is_plain_training():
     model_a, x, y = _problem()
     model_b, _, _ = _problem()
     opt_a = make_adam(model_a.parameters(), 0.1, "cpu")
     opt_b = torch.optim.Adam(model_b.parameters(), lr=0.1)
 
-    def update(xb, yb):
-        opt_a.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.mse_loss(model_a(xb), yb)
-        loss.backward()
-        opt_a.step()
-        return loss.detach()
-
-    step = TrainStep(update, cuda_graph=True)   # no GPU here: must silently stay eager
+    step = TrainStep(mse_update(model_a, opt_a), cuda_graph=True)   # no GPU here: must silently stay eager
     for _ in range(5):
         step(x, y)
         opt_b.zero_grad()
@@ -63,14 +69,7 @@ def test_cuda_graph_step_matches_eager():
         opt = make_adam(model.parameters(), 0.01, dev)
         data = torch.randn(10, 32, 4, device=dev), torch.randn(10, 32, 1, device=dev)
 
-        def update(xb, yb):
-            opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.mse_loss(model(xb), yb)
-            loss.backward()
-            opt.step()
-            return loss.detach()
-
-        step = TrainStep(update, cuda_graph=graph, warmup=2)
+        step = TrainStep(mse_update(model, opt), cuda_graph=graph, warmup=2)
         losses = []
         for i in range(10):
             set_lr(opt, 0.01 * (1 - i / 10))

@@ -82,15 +82,14 @@ def hardware() -> str:
 
 
 def output_dir(kind: str, mode: str) -> Path:
-    """Where a run writes ``results``, ``figures`` or ``checkpoints``.
+    """Where a run writes ``results`` or ``figures``.
 
-    Full and CPU runs write the committed ``results/`` (figures and checkpoints go to git-ignored
-    folders of those names);
+    Full and CPU runs write the committed ``results/`` (figures go to the git-ignored ``figures/``);
     fast runs and tests write under ``runs/fast/`` so they never overwrite a real run.
     ``OUTPUT_ROOT`` overrides the root (the tests point it at a temporary folder).
     """
-    if kind not in ("results", "figures", "checkpoints"):
-        raise ValueError(f"output kind must be 'results', 'figures' or 'checkpoints', not {kind!r}")
+    if kind not in ("results", "figures"):
+        raise ValueError(f"output kind must be 'results' or 'figures', not {kind!r}")
     root = Path(os.environ.get("OUTPUT_ROOT") or (REPO_ROOT / "runs" / "fast" if mode == "fast" else REPO_ROOT))
     path = root / kind
     path.mkdir(parents=True, exist_ok=True)
