@@ -8,10 +8,11 @@
 and ``ToTensor()`` + ``Normalize((0.5,)*3, (1,)*3)`` per sample), ``DataLoader(batch_size=256, shuffle=True,
 pin_memory=True)`` and ``next(iter(loader))`` every update, fp32, plain Adam, two ``.item()`` per update, the
 skeleton's EMA codebook init and constant learning rate.
-*ours*: the notebook's ``train_vqvae`` -- data resident on the device (``ResidentBatches``), no host syncs,
-fused Adam and one CUDA-graph replay per update on CUDA, with the notebook's codebook seeding, cosine decay and
-dead-code restart. *ours_eager* (``--variants``) is the same without the CUDA graph, to measure what it adds;
-*ours_channels_last* adds the channels_last memory format.
+*ours_eager*: the notebook's ``train_vqvae`` as the notebook runs it -- data resident on the device
+(``ResidentBatches``), no host syncs, fused Adam on CUDA, with the notebook's settings ("+ restart = ours": EMA-sum
+fix, k-means++ codebook seeding, cosine decay, dead-code restart). *ours_graph* is the same loop with the opt-in
+CUDA-graph replay of every update (``CUDA_GRAPHS=1`` in the notebook; on a machine without CUDA it runs eagerly
+and says so). *ours_channels_last* is ours_eager with the channels_last memory format.
 
 Both use the model classes defined in the notebook (``utils.notebooks.load_definitions``), batch 256 and the
 skeleton's hyperparameters. Prints updates/s, their ratio, and the test normalised MSE each loop reaches after
@@ -27,7 +28,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # CPU runs on a busy machine: no spinning OpenMP threads
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -74,7 +74,8 @@ def skeleton_loop(nb, device, train_u8, train_y, data_variance, warmup, updates,
                                                   pin_memory=device.type == "cuda")
     c = SKELETON
     model = nb.Model(c["num_hiddens"], c["num_residual_layers"], c["num_residual_hiddens"], c["num_embeddings"],
-                     c["embedding_dim"], c["commitment_cost"], c["decay"]).to(device)
+                     c["embedding_dim"], c["commitment_cost"], c["decay"], ema_init="skeleton",
+                     smoothing="write_back").to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=c["learning_rate"], amsgrad=False)
     model.train()
     train_res_recon_error, train_res_perplexity = [], []
@@ -105,8 +106,9 @@ def ours_loop(nb, device, x_train, data_variance, warmup, updates, batch_size, s
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = x_train.contiguous(memory_format=fmt)
     torch.manual_seed(seed)
-    model = nb.vqvae_from_config(SKELETON, ema=True, restart_every=restart_every).to(device, memory_format=fmt)
-    nb.seed_codebook(model, x, 2000 if len(x) >= 2000 else len(x), batch_size, 10, seed)
+    settings = dict(nb.ablation_runs())["+ restart = ours"]
+    model = nb.vqvae_from_config(SKELETON, settings, restart_every=restart_every).to(device, memory_format=fmt)
+    nb.seed_codebook(model, x, min(2000, len(x)), batch_size, 10, seed)
     hist = nb.train_vqvae(model, ResidentBatches(x, batch_size=batch_size, seed=seed), warmup + updates,
                           data_variance, SKELETON["learning_rate"], schedule="cosine", cuda_graph=cuda_graph,
                           desc="ours", time_from=warmup)
@@ -118,8 +120,8 @@ def main(argv=None) -> int:
     parser.add_argument("--updates", type=int, default=1000, help="timed updates per loop (default 1000)")
     parser.add_argument("--warmup", type=int, default=50, help="untimed updates before timing (default 50)")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--variants", default="ours",
-                        help="comma list of: ours, ours_eager, ours_channels_last (default: ours)")
+    parser.add_argument("--variants", default="ours_eager,ours_graph",
+                        help="comma list of: ours_eager, ours_graph, ours_channels_last (default: the first two)")
     parser.add_argument("--test-limit", type=int, default=None, help="test images for the NMSE (default: all)")
     parser.add_argument("--train-limit", type=int, default=None, help="training images (default: all 50,000)")
     parser.add_argument("--restart-every", type=int, default=100, help="dead-code restart period of ours (0: off)")
@@ -127,9 +129,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     args = parser.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = set(variants) - {"ours", "ours_eager", "ours_channels_last"}
+    unknown = set(variants) - {"ours_eager", "ours_graph", "ours_channels_last"}
     if unknown or not variants:
-        parser.error(f"unknown variants {sorted(unknown)}; choose from ours, ours_eager, ours_channels_last")
+        parser.error(f"unknown variants {sorted(unknown)}; choose from ours_eager, ours_graph, ours_channels_last")
     if args.updates < 1 or args.warmup < 0:
         parser.error("--updates must be >= 1 and --warmup >= 0")
 
@@ -168,7 +170,7 @@ def main(argv=None) -> int:
     for name in variants:
         model, secs, step_mode = ours_loop(nb, device, x_train, data_variance, args.warmup, args.updates,
                                            args.batch_size, args.seed,
-                                           cuda_graph=device.type == "cuda" and name != "ours_eager",
+                                           cuda_graph=name == "ours_graph",
                                            channels_last=name == "ours_channels_last",
                                            restart_every=args.restart_every)
         fmt = torch.channels_last if name == "ours_channels_last" else torch.contiguous_format
@@ -181,7 +183,7 @@ def main(argv=None) -> int:
         print(f"{name}: {ups:.2f} updates/s ({15000 / ups:.0f} s per 15,000), speedup x{ups / out['skeleton_updates_per_s']:.2f}, "
               f"test NMSE {ev['test_nmse']:.4f} after {args.warmup + args.updates} updates ({step_mode})")
         del model
-    main_name = "ours" if "ours" in out["variants"] else variants[0]
+    main_name = "ours_eager" if "ours_eager" in out["variants"] else variants[0]
     out["ours_variant"] = main_name
     out["ours_updates_per_s"] = out["variants"][main_name]["updates_per_s"]
     out["speedup"] = out["ours_updates_per_s"] / out["skeleton_updates_per_s"]

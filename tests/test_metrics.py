@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from utils.metrics import active_units, code_usage, frechet_distance, perplexity, psnr
+from utils.metrics import active_units, code_usage, frechet_distance, perplexity, precision_recall, psnr
 
 
 def test_psnr_known_value():
@@ -43,3 +43,19 @@ def test_active_units():
     assert active_units(mu) == 3
     with pytest.raises(ValueError):
         active_units(torch.zeros(5))
+
+
+def test_precision_recall_known_answers():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(2000, 8, generator=g)
+    p, r = precision_recall(real, real + 1e-4 * torch.randn(2000, 8, generator=g))
+    assert p > 0.99 and r > 0.99                                   # the same set: inside each other's manifold
+    p, r = precision_recall(real, torch.randn(2000, 8, generator=g) + 50.0)
+    assert p == 0.0 and r == 0.0                                   # far away: nothing in common
+    # mode collapse: samples from one small part of the data are all data-like, but cover little of it
+    mode = real[torch.cdist(real[:1], real)[0].argsort()[:200]]     # the 200 points nearest to one point
+    collapsed = mode + 1e-3 * torch.randn(mode.shape, generator=g)
+    p, r = precision_recall(real, collapsed)
+    assert p > 0.95 and r < 0.4                                   # (the 200 points are 10 % of the data)
+    with pytest.raises(ValueError, match="same D"):
+        precision_recall(real, real[:, :3])

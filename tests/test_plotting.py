@@ -38,3 +38,17 @@ def test_scatter(tmp_path):
     plt.close(fig)
     with pytest.raises(ValueError, match="points must be"):
         scatter_2d(torch.randn(5, 3))
+
+
+def test_savgol_smooth_matches_scipy_where_scipy_is_stable_and_keeps_polynomials():
+    from scipy.signal import savgol_filter
+
+    from utils.plotting import savgol_smooth
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=300)
+    np.testing.assert_allclose(savgol_smooth(y, 21, 3), savgol_filter(y, 21, 3), atol=1e-10)
+    t = np.linspace(-1, 1, 2000)
+    poly = 1 + t - 3 * t ** 3 + 2 * t ** 7                    # degree 7: the skeleton's filter keeps it exactly
+    np.testing.assert_allclose(savgol_smooth(poly, 201, 7), poly, atol=1e-8)
+    assert savgol_smooth(np.ones(5), 201, 7).tolist() == [1.0] * 5   # too short to fit: returned as it is

@@ -1,4 +1,6 @@
-"""Helpers shared by the notebooks: data, batches, device/run mode, plotting, metrics."""
-from .batches import ResidentBatches
-from .data import DataNotFoundError, load_cifar10, load_dataset, load_fashion_mnist, load_mnist
-from .runtime import autocast, get_device, get_mode, hardware, output_dir, pick, save_json, seed_everything
+"""Helpers the notebooks share (the models themselves live in the notebooks).
+
+batches (ResidentBatches) · bootstrap (the notebooks' first cell) · classifier (the MNIST judge) ·
+cuda_graph (opt-in CUDA-graph updates) · data (offline-first loaders) · metrics · notebooks (run /
+load defs) · plotting · runtime (setup: device, mode, seed, banner) · training (Adam, batches on device)
+"""

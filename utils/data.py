@@ -46,12 +46,20 @@ def canonical_name(name: str) -> str:
     return _ALIASES[key]
 
 
-def _missing(name: str, folder: Path, why: str = "") -> DataNotFoundError:
+_EXPECTED = {
+    "MNIST": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (from yann.lecun.com/exdb/mnist, gunzipped)",
+    "FashionMNIST": "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte",
+    "CIFAR-10": "cifar-10-batches-py/ (www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, unpacked) "
+                "or cifar10-jpg/{train,test}/<class>/*.jpg",
+}
+
+
+def _missing(name: str, root: Path, why: str = "") -> DataNotFoundError:
     why = f" ({why})" if why else ""
     return DataNotFoundError(
-        f"{name} not found in {folder} and it could not be downloaded{why}. "
-        f"Offline, fill data/ with `{FILL_HINT}` (run from the repository root), "
-        f"or set DATA_ROOT to a folder that holds it."
+        f"{name} not found in {root}{why}. Online: allow the download (unset DATA_DOWNLOAD, or run "
+        f"`python -m utils.data`) and torchvision fetches it. Offline: place {_EXPECTED[name]} under {root}, "
+        f"or set DATA_ROOT to a folder that holds them (course copy: `{FILL_HINT}`)."
     )
 
 
@@ -59,18 +67,17 @@ def _torchvision_mnist(cls_name: str, root: Path, download: bool) -> dict:
     import torchvision
 
     cls = getattr(torchvision.datasets, cls_name)
-    folder = root / cls.__name__ / "raw"
     out = {}
     for split, train in (("train", True), ("test", False)):
         try:
             ds = cls(str(root), train=train, download=False)
         except RuntimeError:
             if not download:
-                raise _missing(cls_name, folder, "download disabled") from None
+                raise _missing(cls_name, root, "download disabled") from None
             try:
                 ds = cls(str(root), train=train, download=True)
             except Exception as err:  # URLError, RuntimeError from every mirror, ...
-                raise _missing(cls_name, folder, f"{type(err).__name__}: {str(err)[:120]}") from None
+                raise _missing(cls_name, root, f"download failed: {type(err).__name__}: {str(err)[:120]}") from None
         out[f"{split}_x"] = ds.data.unsqueeze(1).contiguous()  # (N, 28, 28) -> (N, 1, 28, 28)
         out[f"{split}_y"] = ds.targets.long()
     out["classes"] = tuple(ds.classes)
@@ -113,11 +120,11 @@ def _cifar10(root: Path, download: bool) -> dict:
             ds = torchvision.datasets.CIFAR10(str(root), train=train, download=False)
         except RuntimeError:
             if not download:
-                raise _missing("CIFAR-10", f"{pickles} or {jpg}", "download disabled") from None
+                raise _missing("CIFAR-10", root, "download disabled") from None
             try:
                 ds = torchvision.datasets.CIFAR10(str(root), train=train, download=True)
             except Exception as err:
-                raise _missing("CIFAR-10", f"{pickles} or {jpg}", f"{type(err).__name__}: {str(err)[:120]}") from None
+                raise _missing("CIFAR-10", root, f"download failed: {type(err).__name__}: {str(err)[:120]}") from None
         out[f"{split}_x"] = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
         out[f"{split}_y"] = torch.tensor(ds.targets, dtype=torch.long)
     out["source"] = str(pickles)
@@ -180,14 +187,23 @@ def load_dataset(
     return x, y.to(device)
 
 
-def load_mnist(split: str = "train", **kw):
-    return load_dataset("mnist", split, **kw)
+def main(argv=None) -> int:
+    """``python -m utils.data [names]``: load (downloading where allowed) and cache each data set."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Fetch and cache the data sets the notebooks use.")
+    parser.add_argument("names", nargs="*", default=["mnist", "cifar10"], help=f"any of {DATASETS}")
+    args = parser.parse_args(argv)
+    for name in args.names:
+        try:
+            blob = load_raw(name)
+        except DataNotFoundError as err:
+            print(err)
+            return 1
+        print(f"{canonical_name(name)}: train {tuple(blob['train_x'].shape)}, test {tuple(blob['test_x'].shape)} "
+              f"in {default_root()}")
+    return 0
 
 
-def load_fashion_mnist(split: str = "train", **kw):
-    return load_dataset("fashion_mnist", split, **kw)
-
-
-def load_cifar10(split: str = "train", **kw):
-    return load_dataset("cifar10", split, **kw)
-
+if __name__ == "__main__":
+    raise SystemExit(main())

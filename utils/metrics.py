@@ -1,5 +1,8 @@
-"""Metrics shared by the notebooks: PSNR, perplexity, code usage, Fréchet distance, active units."""
+"""Metrics shared by the notebooks: PSNR, perplexity, code usage, Fréchet distance, precision and recall,
+active units."""
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -39,10 +42,12 @@ def frechet_distance(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor |
         raise ValueError("need at least two samples per set to fit a covariance")
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(cov_a @ cov_b)
-    if not np.isfinite(covmean).all():  # near-singular product: regularise as the FID reference does
-        eps = 1e-6 * np.eye(a.shape[1])
-        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    with warnings.catch_warnings():      # dead ReLU features make the product singular: handled below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(cov_a @ cov_b)
+        if not np.isfinite(covmean).all():  # near-singular product: regularise as the FID reference does
+            eps = 1e-6 * np.eye(a.shape[1])
+            covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
     covmean = covmean.real
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean))
 
@@ -53,3 +58,39 @@ def active_units(mu: torch.Tensor, threshold: float = 1e-2) -> int:
     if mu.dim() != 2:
         raise ValueError(f"mu must be (N, latent_dim); got {tuple(mu.shape)}")
     return int((mu.float().var(dim=0) > threshold).sum())
+
+
+def _kth_neighbour_distance(feats: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
+    """Distance from every row of ``feats`` to its k-th nearest other row."""
+    out = []
+    for i in range(0, len(feats), chunk):
+        d = torch.cdist(feats[i:i + chunk], feats)
+        out.append(d.kthvalue(k + 1, dim=1).values)          # the 1st "neighbour" is the row itself
+    return torch.cat(out)
+
+
+def _inside(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """For every point: does it lie within radii[i] of some centres[i]?"""
+    out = []
+    for i in range(0, len(points), chunk):
+        out.append((torch.cdist(points[i:i + chunk], centres) <= radii[None]).any(1))
+    return torch.cat(out)
+
+
+def precision_recall(real_feats, fake_feats, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) in a feature space.
+
+    precision: the share of generated samples inside the real data's manifold (the union of balls around
+    each real feature reaching its k-th nearest real neighbour) -- how often a sample looks like data;
+    recall: the share of real samples inside the generated manifold -- how much of the data is covered."""
+    real = torch.as_tensor(np.asarray(real_feats.detach().cpu() if isinstance(real_feats, torch.Tensor) else real_feats),
+                           dtype=torch.float32)
+    fake = torch.as_tensor(np.asarray(fake_feats.detach().cpu() if isinstance(fake_feats, torch.Tensor) else fake_feats),
+                           dtype=torch.float32)
+    if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError(f"features must be (N, D) with the same D; got {tuple(real.shape)} and {tuple(fake.shape)}")
+    if min(len(real), len(fake)) <= k:
+        raise ValueError(f"need more than k={k} samples in each set")
+    precision = _inside(fake, real, _kth_neighbour_distance(real, k)).float().mean()
+    recall = _inside(real, fake, _kth_neighbour_distance(fake, k)).float().mean()
+    return float(precision), float(recall)

@@ -1,10 +1,13 @@
 """Run the notebooks headless, and import a notebook's definitions for unit tests.
 
-    python -m utils.notebooks                      # execute both notebooks in place (full/cpu mode)
+    python -m utils.notebooks                      # execute Q1, Q2 and the extra in place (full/cpu mode)
     FAST=1 python -m utils.notebooks               # smoke run: executed copies go to runs/fast/
     python -m utils.notebooks Q2_VQVAE.ipynb       # one notebook
 
-A fast run never overwrites the committed notebooks: it writes executed copies elsewhere.
+A notebook runs in its own folder, as Jupyter runs it. A fast run never overwrites the committed
+notebooks: it writes executed copies elsewhere. Stream outputs are stored the way Jupyter shows them
+(consecutive pieces merged, a progress bar's carriage returns resolved), so an executed notebook keeps
+one line per progress bar instead of one output per refresh.
 
 The models live in the notebooks (one place of definition). Cells tagged ``defs`` hold imports,
 classes and functions only, so tests can load them without training anything::
@@ -21,9 +24,9 @@ import time
 import types
 from pathlib import Path
 
-from .runtime import REPO_ROOT
+from .runtime import REPO_ROOT, rel
 
-NOTEBOOKS = ("Q1_VAE_CVAE.ipynb", "Q2_VQVAE.ipynb")
+NOTEBOOKS = ("Q1_VAE_CVAE.ipynb", "Q2_VQVAE.ipynb", "extras/beta_vae_disentanglement.ipynb")
 DEFS_TAG = "defs"
 
 
@@ -47,14 +50,44 @@ def load_definitions(path: str | Path, tag: str = DEFS_TAG) -> types.ModuleType:
     return module
 
 
-def execute(path: str | Path, out: str | Path | None = None, timeout: int | None = None) -> Path:
-    """Execute notebook ``path`` top to bottom in the repository root; write it to ``out`` (default: in place)."""
+def resolve_carriage_returns(text: str) -> str:
+    """What a terminal shows: on every line, only the text after its last carriage return."""
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def coalesce_streams(nb) -> None:
+    """Merge consecutive stdout/stderr outputs of each cell and resolve carriage returns (in place)."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream" and merged and merged[-1].output_type == "stream" \
+                    and merged[-1].name == out.name:
+                merged[-1].text += out.text
+            else:
+                merged.append(out)
+        for out in merged:
+            if out.output_type == "stream":
+                out.text = resolve_carriage_returns(out.text)
+        cell.outputs = merged
+
+
+def execute(path: str | Path, out: str | Path | None = None, timeout: int | None = None,
+            cwd: str | Path | None = None) -> Path:
+    """Execute notebook ``path`` top to bottom in its own folder (or ``cwd``); write it to ``out``
+    (default: in place). Raises nbclient's CellExecutionError at the first failing cell."""
     import nbformat
     from nbclient import NotebookClient
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(REPO_ROOT)}}).execute()
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(Path(cwd or path.parent).resolve())}})
+    try:
+        client.execute()
+    finally:
+        coalesce_streams(nb)
     out = Path(out) if out is not None else path
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out)
@@ -74,7 +107,7 @@ def main(argv=None) -> int:
         src = Path(name) if Path(name).is_absolute() else REPO_ROOT / name
         t0 = time.perf_counter()
         dst = execute(src, out_dir / src.name if out_dir else None, args.timeout)
-        print(f"executed {src.name} in {time.perf_counter() - t0:.1f} s -> {dst}")
+        print(f"executed {rel(src)} in {time.perf_counter() - t0:.1f} s -> {rel(dst)}")
     return 0
 
 

@@ -67,6 +67,28 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
     return np.convolve(values, np.ones(window) / window, mode="valid")
 
 
+def savgol_smooth(values: Sequence[float], window: int = 201, polyorder: int = 7) -> np.ndarray:
+    """Savitzky-Golay smoothing, as the course skeleton's ``savgol_filter(values, 201, 7)`` (mode "interp").
+
+    Computed here on positions scaled to [-1, 1]: SciPy 1.17's ``savgol_coeffs`` builds its least-squares problem
+    on raw positions and, for a window of 201 and polyorder 7, returns coefficients that sum to ~1e-6 instead of 1
+    (scipy/scipy#20825), which flattens a curve to zero. The window shrinks to fit short series."""
+    y = np.asarray(values, dtype=float)
+    n = len(y)
+    window = min(window, n if n % 2 else n - 1)
+    if window <= polyorder:
+        return y.copy()
+    half = window // 2
+    t = np.arange(-half, half + 1) / half                       # scaled positions: a well-conditioned fit
+    design = np.vander(t, polyorder + 1, increasing=True)       # (window, polyorder + 1)
+    fit = np.linalg.pinv(design)                                # polynomial coefficients from a window of values
+    out = np.empty(n)
+    out[half:n - half] = np.convolve(y, fit[0][::-1], mode="valid")   # the fitted polynomial at each centre
+    out[:half] = design[:half] @ (fit @ y[:window])             # edges: the first / last window's polynomial
+    out[n - half:] = design[half + 1:] @ (fit @ y[-window:])
+    return out
+
+
 def plot_curves(curves: Mapping[str, Sequence[float] | tuple[Sequence[float], Sequence[float]]],
                 xlabel: str = "step", ylabel: str = "", title: str | None = None, logy: bool = False,
                 window: int = 1, ax=None, save: str | Path | None = None):

@@ -26,7 +26,7 @@ and of an ellipse modulo 180; the heart has no rotational symmetry. And since dS
 grid includes both 0 and 2 pi, orientation indices 0 and 39 render the same image for every shape.
 ``ROTATIONAL_SYMMETRY`` records the order of each shape's rotation group.
 
-    from utils.dsprites import render, sample_factors
+    from extras.dsprites import render, sample_factors
     factors = sample_factors(1024, generator=torch.Generator().manual_seed(0))   # (1024, 5) int64
     x = render(factors)                                                          # (1024, 1, 64, 64) uint8
 """

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from utils.disentanglement import (factor_association, factorvae_score, fit_logistic_regression,
+from extras.disentanglement import (factor_association, factorvae_score, fit_logistic_regression,
                                    higgins_points, higgins_score)
-from utils.dsprites import FACTOR_SIZES, sample_factors
+from extras.dsprites import FACTOR_SIZES, sample_factors
 
 SIZES = torch.tensor(FACTOR_SIZES)
 K = len(FACTOR_SIZES)

@@ -1,4 +1,4 @@
-"""Disentanglement metrics for data with known generative factors (e.g. ``utils.dsprites``).
+"""Disentanglement metrics for data with known generative factors (e.g. ``extras.dsprites``).
 
 Both metrics fix one ground-truth factor y, look at how the representation of a batch of images
 behaves, and ask which factor was fixed:

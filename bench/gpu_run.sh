@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The GPU run of the whole repository, in stages that stop at the first failure and show its log.
+#
+#   bash bench/gpu_run.sh smoke q1                  # command 1: CUDA tests + fast notebooks, then Q1 and the extra (full)
+#   bash bench/gpu_run.sh q2 bench collect "$OUT"   # command 2: Q2 (full), the speed bench, bring the results back
+#   FAST=1 bash bench/gpu_run.sh smoke q1 q2 bench collect /tmp/out   # rehearsal on any machine (writes runs/fast/)
+#
+# Stages
+#   smoke    tests/test_cuda_graph.py (graph vs eager for the real VAE and VQ-VAE updates; on a CUDA machine a
+#            skip counts as a failure) and all three notebooks in fast mode (executed copies in runs/fast/).
+#   q1       Q1_VAE_CVAE.ipynb, then extras/beta_vae_disentanglement.ipynb, executed in place in full mode.
+#   q2       Q2_VQVAE.ipynb executed in place in full mode.
+#   bench    bench/bench_q2.py: the skeleton's loop, the notebook's eager loop and the opt-in CUDA-graph loop,
+#            1,000 timed updates each after 50 warm-up updates, in one process -> results/bench_q2.json.
+#   collect DIR   copies the three notebooks, plus results/ and the logs as two archives, into DIR (5 files).
+# With FAST=1 every stage runs in fast mode and writes under runs/fast/, so committed files stay untouched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export MPLBACKEND=Agg PYTHONUNBUFFERED=1 DATA_DOWNLOAD=0
+fast=0; case "${FAST:-0}" in 1|true|yes) fast=1 ;; esac
+[ "$fast" = 1 ] || export MODE=full
+logs=runs/gpu_logs; mkdir -p "$logs"
+
+stage() {  # stage NAME COMMAND...: run, log, time; on failure print the log's tail and stop
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "== $name: $*"
+  if ! "$@" >"$logs/$name.log" 2>&1; then
+    echo "!! $name failed after $((SECONDS - t0)) s; last lines of $logs/$name.log:"
+    tail -n 40 "$logs/$name.log"
+    exit 1
+  fi
+  echo "   $name ok in $((SECONDS - t0)) s"
+}
+
+cuda_tests() {  # on a CUDA machine a skipped graph-vs-eager test is a failure: it is what this run must show
+  local out; out=$(python -m pytest -q -rs tests/test_cuda_graph.py) || { echo "$out"; return 1; }
+  echo "$out"
+  if python -c "import torch, sys; sys.exit(not torch.cuda.is_available())" && grep -q skipped <<<"$out"; then
+    echo "CUDA is present but tests were skipped"; return 1
+  fi
+}
+
+python -c "import torch; print('torch', torch.__version__, '| cuda', torch.cuda.is_available(),
+  torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    smoke)
+      stage cuda_tests cuda_tests
+      stage smoke_notebooks env FAST=1 python -m utils.notebooks ;;
+    q1)
+      stage q1 python -m utils.notebooks Q1_VAE_CVAE.ipynb
+      stage extra python -m utils.notebooks extras/beta_vae_disentanglement.ipynb ;;
+    q2)
+      stage q2 python -m utils.notebooks Q2_VQVAE.ipynb ;;
+    bench)
+      if [ "$fast" = 1 ]; then stage bench python bench/bench_q2.py --updates 5 --warmup 2 --test-limit 256
+      else stage bench python bench/bench_q2.py --updates 1000 --warmup 50; fi ;;
+    collect)
+      dest=${2:?collect needs a folder}; shift; mkdir -p "$dest"
+      if [ "$fast" = 1 ]; then
+        nbs=(runs/fast/Q1_VAE_CVAE.ipynb runs/fast/Q2_VQVAE.ipynb runs/fast/beta_vae_disentanglement.ipynb)
+        results=runs/fast/results
+      else
+        nbs=(Q1_VAE_CVAE.ipynb Q2_VQVAE.ipynb extras/beta_vae_disentanglement.ipynb); results=results
+      fi
+      cp "${nbs[@]}" "$dest"/
+      tar -czf "$dest"/results.tar.gz "$results"
+      tar -czf "$dest"/logs.tar.gz "$logs"
+      ls -la "$dest" ;;
+    *) echo "unknown stage '$1' (smoke, q1, q2, bench, collect DIR)" >&2; exit 2 ;;
+  esac
+  shift
+done

@@ -1,0 +1,1 @@
+"""The extra study's own modules (importable as ``extras.*`` from the repository root)."""

@@ -1,0 +1,89 @@
+"""The first cell of every notebook: the copy of the helpers it carries is current, a notebook opened alone
+runs top to bottom, VAE_AE_REPO clones the repository, and where nothing works the cell says so in one line."""
+import shutil
+import subprocess
+
+import nbformat
+import pytest
+
+from utils import bootstrap
+from utils.notebooks import execute
+from utils.runtime import REPO_ROOT
+
+
+def one_cell_notebook(source, path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nbformat.write(nb, path)
+    return path
+
+
+def run_cell_alone(source, folder, allow_errors=False):
+    """Execute a one-cell notebook in ``folder``; return the cell's outputs."""
+    from nbclient import NotebookClient
+
+    path = one_cell_notebook(source, folder / "cell.ipynb")
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=allow_errors,
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return nb.cells[0].outputs
+
+
+@pytest.mark.parametrize("name", list(bootstrap.NOTEBOOKS))
+def test_first_cell_carries_the_current_helpers(name):
+    nb = nbformat.read(REPO_ROOT / name, as_version=4)
+    cell = bootstrap.bootstrap_cell(nb)                       # the first code cell, tagged "bootstrap"
+    assert cell.source.startswith("#@title"), "the cell should open with its Colab form title"
+    carried = bootstrap.carried_files(cell.source)
+    assert "utils/runtime.py" in carried and "utils/mnist_judge.pt" not in carried
+    assert bootstrap.stale(name) == [], f"{name} carries an old copy: run `python -m utils.bootstrap`"
+
+
+def test_nothing_found_is_one_line_that_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.delenv("VAE_AE_REPO", raising=False)
+    source = bootstrap.cell_source("Q1_VAE_CVAE.ipynb", with_copy=False)
+    outputs = run_cell_alone(source, tmp_path, allow_errors=True)
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert len(errors) == 1 and errors[0].ename == "SetupError"
+    assert len(errors[0].traceback) == 1, "the user should see one line, not a traceback"
+    assert "open the notebook inside the repository" in errors[0].traceback[0] and "VAE_AE_REPO" in errors[0].traceback[0]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_vae_ae_repo_clones_the_repository(tmp_path, monkeypatch):
+    if subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True).returncode:
+        pytest.skip("the checkout has no commit to clone")
+    monkeypatch.setenv("VAE_AE_REPO", str(REPO_ROOT))
+    source = bootstrap.cell_source("Q1_VAE_CVAE.ipynb", with_copy=False)
+    outputs = run_cell_alone(source + "\nimport utils.runtime\nprint(utils.runtime.REPO_ROOT)", tmp_path)
+    printed = "".join(o.get("text", "") for o in outputs)
+    assert printed.strip() == str((tmp_path / "vae-ae").resolve())
+    assert (tmp_path / "vae-ae" / "README.md").is_file()       # the whole repository, not only utils/
+
+
+def test_a_bad_vae_ae_repo_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_AE_REPO", str(tmp_path / "no-such-repo"))
+    outputs = run_cell_alone(bootstrap.cell_source("Q2_VQVAE.ipynb"), tmp_path, allow_errors=True)
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert len(errors) == 1 and len(errors[0].traceback) == 1 and "VAE_AE_REPO" in errors[0].traceback[0]
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", list(bootstrap.NOTEBOOKS))
+def test_notebook_runs_alone_in_an_empty_folder(name, tmp_path, monkeypatch):
+    """What a Colab user or a copied file gets: the notebook and nothing else (data from DATA_ROOT)."""
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(REPO_ROOT / name, alone / "notebook.ipynb")
+    monkeypatch.setenv("FAST", "1")
+    monkeypatch.setenv("DATA_ROOT", str(REPO_ROOT / "data"))
+    monkeypatch.setenv("DATA_DOWNLOAD", "0")
+    monkeypatch.delenv("VAE_AE_REPO", raising=False)
+    monkeypatch.delenv("MODE", raising=False)
+    monkeypatch.delenv("OUTPUT_ROOT", raising=False)           # outputs go where a lone user's would
+    out = execute(alone / "notebook.ipynb", tmp_path / "executed.ipynb", timeout=600)
+    nb = nbformat.read(out, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+    assert (alone / "vae-ae" / "utils" / "runtime.py").is_file(), "the helpers were not unpacked beside the notebook"
+    assert list((alone / "vae-ae" / "runs" / "fast" / "results").glob("*.json")), "no metrics written"
