@@ -29,15 +29,21 @@ def code_usage(indices: torch.Tensor, num_codes: int) -> float:
     return float((torch.bincount(indices.flatten().long(), minlength=num_codes) > 0).double().mean())
 
 
+def _feature_pair(feats_a, feats_b) -> tuple[np.ndarray, np.ndarray]:
+    """Two feature sets (tensors or arrays) as float64 host arrays, checked to be (N, D) with the same D."""
+    a, b = (np.asarray(f.detach().cpu() if isinstance(f, torch.Tensor) else f, dtype=np.float64)
+            for f in (feats_a, feats_b))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"features must be (N, D) with the same D; got {a.shape} and {b.shape}")
+    return a, b
+
+
 def frechet_distance(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor | np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (the FID formula):
 
     ``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})`` (Heusel et al. 2017, eq. 6).
     """
-    a = np.asarray(feats_a.detach().cpu() if isinstance(feats_a, torch.Tensor) else feats_a, dtype=np.float64)
-    b = np.asarray(feats_b.detach().cpu() if isinstance(feats_b, torch.Tensor) else feats_b, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"features must be (N, D) with the same D; got {a.shape} and {b.shape}")
+    a, b = _feature_pair(feats_a, feats_b)
     if len(a) < 2 or len(b) < 2:
         raise ValueError("need at least two samples per set to fit a covariance")
     mu_a, mu_b = a.mean(0), b.mean(0)
@@ -83,12 +89,7 @@ def precision_recall(real_feats, fake_feats, k: int = 3) -> tuple[float, float]:
     precision: the share of generated samples inside the real data's manifold (the union of balls around
     each real feature reaching its k-th nearest real neighbour) -- how often a sample looks like data;
     recall: the share of real samples inside the generated manifold -- how much of the data is covered."""
-    real = torch.as_tensor(np.asarray(real_feats.detach().cpu() if isinstance(real_feats, torch.Tensor) else real_feats),
-                           dtype=torch.float32)
-    fake = torch.as_tensor(np.asarray(fake_feats.detach().cpu() if isinstance(fake_feats, torch.Tensor) else fake_feats),
-                           dtype=torch.float32)
-    if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
-        raise ValueError(f"features must be (N, D) with the same D; got {tuple(real.shape)} and {tuple(fake.shape)}")
+    real, fake = (torch.from_numpy(f).float() for f in _feature_pair(real_feats, fake_feats))
     if min(len(real), len(fake)) <= k:
         raise ValueError(f"need more than k={k} samples in each set")
     precision = _inside(fake, real, _kth_neighbour_distance(real, k)).float().mean()

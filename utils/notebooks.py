@@ -73,17 +73,16 @@ def coalesce_streams(nb) -> None:
         cell.outputs = merged
 
 
-def execute(path: str | Path, out: str | Path | None = None, timeout: int | None = None,
-            cwd: str | Path | None = None) -> Path:
-    """Execute notebook ``path`` top to bottom in its own folder (or ``cwd``); write it to ``out``
-    (default: in place). Raises nbclient's CellExecutionError at the first failing cell."""
+def execute(path: str | Path, out: str | Path | None = None, timeout: int | None = None) -> Path:
+    """Execute notebook ``path`` top to bottom in its own folder; write it to ``out`` (default: in place).
+    Raises nbclient's CellExecutionError at the first failing cell."""
     import nbformat
     from nbclient import NotebookClient
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(Path(cwd or path.parent).resolve())}})
+                            resources={"metadata": {"path": str(path.parent.resolve())}})
     try:
         client.execute()
     finally:
