@@ -14,7 +14,7 @@ fix, k-means++ codebook seeding, cosine decay, dead-code restart). *ours_graph* 
 CUDA-graph replay of every update (``CUDA_GRAPHS=1`` in the notebook; on a machine without CUDA it runs eagerly
 and says so). *ours_channels_last* is ours_eager with the channels_last memory format.
 
-Both use the model classes defined in the notebook (``utils.notebooks.load_definitions``), batch 256 and the
+Both use the model classes defined in the notebook (``tools.notebooks.load_definitions``), batch 256 and the
 skeleton's hyperparameters. Prints updates/s, their ratio, and the test normalised MSE each loop reaches after
 warm-up + timed updates; writes ``bench_q2.json`` to ``output_dir("results", mode)`` (runs/fast/ with FAST=1).
 """
@@ -34,7 +34,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from utils.data import load_dataset, load_raw  # noqa: E402
-from utils.notebooks import load_definitions  # noqa: E402
+from tools.notebooks import load_definitions  # noqa: E402
 from utils.runtime import get_device, get_mode, hardware, output_dir, save_json  # noqa: E402
 
 SKELETON = dict(num_hiddens=128, num_residual_hiddens=32, num_residual_layers=2, embedding_dim=64,

@@ -47,12 +47,12 @@ while [ $# -gt 0 ]; do
   case "$1" in
     smoke)
       stage cuda_tests cuda_tests
-      stage smoke_notebooks env FAST=1 python -m utils.notebooks ;;
+      stage smoke_notebooks env FAST=1 python -m tools.notebooks ;;
     q1)
-      stage q1 python -m utils.notebooks Q1_VAE_CVAE.ipynb
-      stage extra python -m utils.notebooks extras/beta_vae_disentanglement.ipynb ;;
+      stage q1 python -m tools.notebooks Q1_VAE_CVAE.ipynb
+      stage extra python -m tools.notebooks extras/beta_vae_disentanglement.ipynb ;;
     q2)
-      stage q2 python -m utils.notebooks Q2_VQVAE.ipynb ;;
+      stage q2 python -m tools.notebooks Q2_VQVAE.ipynb ;;
     bench)
       if [ "$fast" = 1 ]; then stage bench python bench/bench_q2.py --updates 5 --warmup 2 --test-limit 256
       else stage bench python bench/bench_q2.py --updates 1000 --warmup 50; fi ;;

@@ -6,8 +6,8 @@ import subprocess
 import nbformat
 import pytest
 
-from utils import bootstrap
-from utils.notebooks import execute
+from tools import bootstrap
+from tools.notebooks import execute
 from utils.runtime import REPO_ROOT
 
 
@@ -36,7 +36,7 @@ def test_first_cell_carries_the_current_helpers(name):
     assert cell.source.startswith("#@title"), "the cell should open with its Colab form title"
     carried = bootstrap.carried_files(cell.source)
     assert "utils/runtime.py" in carried and "utils/mnist_judge.pt" not in carried
-    assert bootstrap.stale(name) == [], f"{name} carries an old copy: run `python -m utils.bootstrap`"
+    assert bootstrap.stale(name) == [], f"{name} carries an old copy: run `python -m tools.bootstrap`"
 
 
 def test_nothing_found_is_one_line_that_says_what_to_do(tmp_path, monkeypatch):

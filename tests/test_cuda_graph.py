@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from utils.cuda_graph import CUDAGraphStep
-from utils.notebooks import load_definitions
+from tools.notebooks import load_definitions
 from utils.training import make_adam, set_lr
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -1,7 +1,7 @@
 import nbformat
 import pytest
 
-from utils.notebooks import load_definitions
+from tools.notebooks import load_definitions
 
 
 def test_load_definitions_runs_only_tagged_cells(tmp_path):

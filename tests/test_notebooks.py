@@ -6,7 +6,7 @@ import re
 import nbformat
 import pytest
 
-from utils.notebooks import NOTEBOOKS, coalesce_streams, execute, resolve_carriage_returns
+from tools.notebooks import NOTEBOOKS, coalesce_streams, execute, resolve_carriage_returns
 from utils.runtime import REPO_ROOT as ROOT
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:work|tmp|root|home|Users|content)/")

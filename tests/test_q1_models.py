@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 from utils.batches import ResidentBatches
-from utils.notebooks import load_definitions
+from tools.notebooks import load_definitions
 
 nb = load_definitions("Q1_VAE_CVAE.ipynb")
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from utils.notebooks import load_definitions
+from tools.notebooks import load_definitions
 
 nb = load_definitions("Q2_VQVAE.ipynb")
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from utils.batches import ResidentBatches
-from utils.notebooks import load_definitions
+from tools.notebooks import load_definitions
 
 nb = load_definitions("Q2_VQVAE.ipynb")
 

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from utils.runtime import (REPO_ROOT, autocast, bf16_native, get_device, get_mode, output_dir, pick, rel, save_json,
+from utils.runtime import (REPO_ROOT, SettingError, autocast, bf16_native, get_device, get_mode, output_dir, pick, rel, save_json,
                            seed_everything, setup)
 
 
@@ -49,16 +49,62 @@ def test_seed_reproducible():
     assert all(torch.equal(u, v) for u, v in zip(a, b))
 
 
-def test_fast_outputs_never_land_in_results(monkeypatch, tmp_path):
+def test_reruns_write_under_runs_unless_recording(monkeypatch, tmp_path):
+    """Re-executing a notebook in any mode leaves results/ alone; only RECORD=1 (cpu/full) refreshes it."""
     monkeypatch.delenv("OUTPUT_ROOT")
+    monkeypatch.delenv("RECORD", raising=False)
     from utils.runtime import REPO_ROOT
 
-    assert output_dir("results", "fast") == REPO_ROOT / "runs" / "fast" / "results"
+    for mode in ("fast", "cpu", "full"):
+        assert output_dir("results", mode) == REPO_ROOT / "runs" / mode / "results"
+    monkeypatch.setenv("RECORD", "1")
     assert output_dir("results", "full") == REPO_ROOT / "results"
+    assert output_dir("results", "cpu") == REPO_ROOT / "results"
+    assert output_dir("figures", "cpu") == REPO_ROOT / "runs" / "cpu" / "figures"
+    with pytest.raises(SettingError, match="smoke run never replaces"):
+        output_dir("results", "fast")
     monkeypatch.setenv("OUTPUT_ROOT", str(tmp_path))
     assert output_dir("figures", "cpu") == tmp_path / "figures" and (tmp_path / "figures").is_dir()
     with pytest.raises(ValueError):
         output_dir("models", "full")
+
+
+@pytest.mark.parametrize("var, value, fragment", [
+    ("FAST", "on", "FAST='on' is not understood: set FAST=1"),
+    ("RECORD", "y", "RECORD='y' is not understood"),
+    ("MODE", "gpu", "MODE='gpu' is not a run mode"),
+    ("CPU_THREADS", "two", "CPU_THREADS='two' is not an integer"),
+    ("CPU_THREADS", "0", "CPU_THREADS=0 must be at least 1"),
+    ("BUDGET_SCALE", "2", "must lie in (0, 1]"),
+    ("BUDGET_SCALE", "tiny", "BUDGET_SCALE='tiny' is not a number"),
+    ("DEVICE", "gpu", "DEVICE='gpu' is not a device"),
+])
+def test_bad_switches_name_the_variable_and_the_fix(monkeypatch, var, value, fragment):
+    for other in ("FAST", "MODE", "RECORD", "CPU_THREADS", "BUDGET_SCALE", "DEVICE"):
+        monkeypatch.delenv(other, raising=False)
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingError) as err:
+        setup("demo")
+    assert fragment in str(err.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_device_cuda_without_a_gpu_says_so(monkeypatch):
+    monkeypatch.setenv("DEVICE", "cuda")
+    with pytest.raises(SettingError, match="no CUDA GPU"):
+        setup("demo")
+
+
+def test_budget_scale_shrinks_every_count(monkeypatch, capsys):
+    for var in ("FAST", "RECORD", "CPU_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MODE", "full")
+    monkeypatch.setenv("BUDGET_SCALE", "0.001")
+    run = setup("demo")
+    assert run.count(full=15_000, cpu=2000, fast=10) == 15 and run.count(full=20, cpu=20, fast=1) == 1
+    assert run.pick(full=256, cpu=32, fast=8) == 256            # settings that are not counts stay
+    run.banner({})
+    assert "BUDGET_SCALE=0.001" in capsys.readouterr().out
 
 
 def test_save_json_rounds_and_converts(tmp_path):
@@ -67,11 +113,10 @@ def test_save_json_rounds_and_converts(tmp_path):
 
 
 def test_setup_decides_once_and_prints_one_banner(monkeypatch, capsys):
-    for var in ("FAST", "MODE", "CUDA_GRAPHS", "AMP", "CPU_THREADS"):
+    for var in ("FAST", "MODE", "AMP", "CPU_THREADS", "RECORD", "BUDGET_SCALE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("FAST", "1")
-    monkeypatch.setenv("CUDA_GRAPHS", "1")          # asked for, but there is no CUDA device here
-    monkeypatch.setenv("AMP", "1")
+    monkeypatch.setenv("AMP", "1")                  # asked for, but there is no GPU with native bf16 here
     monkeypatch.setenv("DEVICE", "cpu")
     threads = torch.get_num_threads()
     monkeypatch.setenv("CPU_THREADS", "1")
@@ -81,7 +126,7 @@ def test_setup_decides_once_and_prints_one_banner(monkeypatch, capsys):
     finally:
         torch.set_num_threads(threads)
     assert run.mode == "fast" and run.device.type == "cpu" and run.seed == 3
-    assert not run.cuda_graphs and not run.amp             # opt-ins only where they can run
+    assert not run.amp                                     # the opt-in only where it can run
     assert run.pick(full=1, cpu=2, fast=3) == 3
     with run.timer("phase"):
         pass

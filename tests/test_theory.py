@@ -12,11 +12,10 @@ TeX escapes that the Markdown pass eats before the math renderer sees them (``\\
 inline math inside a table row.
 
 Numbers: no placeholders; no number written right after an inline formula that ends in "=" (it reads like an
-unfilled placeholder); every number tagged ``<!-- q1/... -->`` matches the results file (``theory/quoted_numbers.py``);
+unfilled placeholder); every number tagged ``<!-- q1/... -->`` matches the results file (``tools/quoted_numbers.py``);
 every decimal number in an "Evidence from the notebooks" block is tagged.
 """
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -56,11 +55,9 @@ def _read(name):
 
 
 def _load_numbers():
-    """theory/quoted_numbers.py (a script beside the Markdown it checks, not a package module)."""
-    spec = importlib.util.spec_from_file_location("quoted_numbers", THEORY / "quoted_numbers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """tools/quoted_numbers.py: the one checker for theory/, the README and the notebooks' prose."""
+    from tools import quoted_numbers
+    return quoted_numbers
 
 
 def _strip_code(text):
@@ -380,7 +377,8 @@ def test_no_placeholders(name):
 
 
 def test_quoted_numbers_match_results():
-    problems = _load_numbers().check([THEORY, THEORY.parent / "README.md"], RESULTS)
+    numbers = _load_numbers()
+    problems = numbers.check(numbers.PROSE, RESULTS)
     assert not problems, "quoted numbers differ from the results files:\n" + "\n".join(problems)
 
 
@@ -400,7 +398,7 @@ def test_evidence_decimals_are_tagged(name):
 
 
 def test_numbers_checker(tmp_path):
-    """theory/quoted_numbers.py on made-up files: every convention, every kind of problem, and --write."""
+    """tools/quoted_numbers.py on made-up files: every convention, every kind of problem, and --write."""
     numbers = _load_numbers()
     theory, results = tmp_path / "theory", tmp_path / "results"
     theory.mkdir()
@@ -434,3 +432,13 @@ def test_numbers_checker(tmp_path):
                                               "1,000<!-- q1/vae/n -->\n")
     assert (theory / "good.md").read_text() == good
     assert numbers.check(theory, results) == []
+
+    # a notebook's markdown cells are prose too (its code cells are not); a stale number there is reported
+    notebook = tmp_path / "nb.ipynb"
+    notebook.write_text(json.dumps({"cells": [
+        {"cell_type": "markdown", "source": ["NLL 98.1<!-- q1/vae/nll --> nats"]},
+        {"cell_type": "code", "source": ["print('97.0<!-- q1/vae/nll -->')"]},
+        {"cell_type": "markdown", "source": ["stale 97.0<!-- q1/vae/nll -->"]}]}))
+    problems = numbers.check(notebook, results)
+    assert len(problems) == 1 and "the results say 98.1" in problems[0], problems
+    assert numbers.write(notebook, results)[0] == []          # notebooks are edited by hand, never rewritten

@@ -10,15 +10,23 @@ Run modes (environment variables ``FAST`` / ``MODE``):
 * ``cpu``   -- no GPU and no ``FAST``: the budget each notebook states for a 2-core CPU.
 * ``fast``  -- ``FAST=1``: tiny data, a few steps; a smoke run (CI) that writes under ``runs/fast/``.
 
+Where a run writes: ``runs/<mode>/results`` and ``runs/<mode>/figures`` (git-ignored), so re-executing a
+notebook never changes the committed record. ``RECORD=1`` (``python -m tools.notebooks --record``) makes a cpu
+or full run write ``results/``, the committed record that README and theory/ quote.
+
+Budgets: ``RUN.count(full=, cpu=, fast=)`` picks a count (epochs, updates, samples) for the mode and multiplies
+it by ``BUDGET_SCALE`` (default 1): ``MODE=full BUDGET_SCALE=0.001`` runs every full-mode branch at a tiny
+budget (the tests' dry run of full mode on a CPU).
+
 CPU threads: torch's default (one per core) unless ``CPU_THREADS`` sets a number.
-Opt-ins, off by default because they have not been verified on every device they could run on:
-``CUDA_GRAPHS=1`` (replay each VQ-VAE / PixelCNN update as one CUDA graph, see ``utils.cuda_graph``)
-and ``AMP=1`` (bf16 autocast, used only where the GPU has native bf16, compute capability >= 8.0).
+Opt-in, off by default because it has not been verified on a GPU: ``AMP=1`` (bf16 autocast, used only where
+the GPU has native bf16, compute capability >= 8.0).
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import random
@@ -39,15 +47,53 @@ MODE_TEXT = {
 }
 
 
+class SettingError(ValueError):
+    """An environment switch or run setting with a value the code does not know; the message says the fix."""
+
+
 def _flag(name: str) -> bool:
-    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes")
+    """A documented on/off switch: unset, 0/1, true/false, yes/no; anything else is an error, not a silent off."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise SettingError(f"{name}={os.environ[name]!r} is not understood: set {name}=1 to turn it on, "
+                       f"or {name}=0 (or unset it) to leave it off")
+
+
+def env_number(name: str, kind=int, default=None, low=None):
+    """The number in environment variable ``name`` (``default`` when unset), checked, or a SettingError."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise SettingError(f"{name}={text!r} is not a{'n integer' if kind is int else ' number'}: "
+                           f"set it like {name}={2 if kind is int else 0.01}, or unset it") from None
+    if low is not None and not value >= low:
+        raise SettingError(f"{name}={text} must be at least {low}")
+    return value
 
 
 def get_device(prefer: str | None = None) -> torch.device:
     """cuda if available, else Apple mps, else cpu (``prefer`` or the ``DEVICE`` variable overrides)."""
-    name = prefer or os.environ.get("DEVICE")
+    name = (prefer or os.environ.get("DEVICE", "")).strip()
     if name:
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise SettingError(f"DEVICE={name!r} is not a device: use cpu, cuda, cuda:0 or mps, "
+                               "or unset DEVICE to pick the best one found") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise SettingError(f"DEVICE={name} but this machine has no CUDA GPU that torch can use: "
+                               "unset DEVICE (or set DEVICE=cpu), or install a CUDA build of torch")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise SettingError(f"DEVICE={name} but only {torch.cuda.device_count()} CUDA device(s) exist")
+        if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise SettingError(f"DEVICE={name} but Apple MPS is not available here: unset DEVICE or set DEVICE=cpu")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -62,7 +108,7 @@ def get_mode(device: torch.device | None = None) -> str:
     mode = os.environ.get("MODE", "").strip().lower()
     if mode:
         if mode not in MODES:
-            raise ValueError(f"MODE={mode!r} is not a run mode; use one of {MODES} (or FAST=1).")
+            raise SettingError(f"MODE={mode!r} is not a run mode; use one of {MODES} (or FAST=1), or unset MODE")
         return mode
     device = device or get_device()
     return "full" if device.type in ("cuda", "mps") else "cpu"
@@ -111,16 +157,30 @@ def hardware() -> str:
     return f"{what}; torch {torch.__version__}; python {platform.python_version()}"
 
 
-def output_dir(kind: str, mode: str) -> Path:
-    """Where a run writes ``results`` or ``figures``.
+def recording(mode: str) -> bool:
+    """True when this run refreshes the committed record (``RECORD=1``, cpu or full mode only)."""
+    record = _flag("RECORD")
+    if record and mode == "fast":
+        raise SettingError("RECORD=1 with FAST=1: a smoke run never replaces the committed record; unset one of them")
+    return record
 
-    Full and cpu runs write the committed ``results/`` (figures go to the git-ignored ``figures/``);
-    fast runs and tests write under ``runs/fast/`` so they never overwrite a real run.
+
+def output_dir(kind: str, mode: str) -> Path:
+    """Where a run writes ``results`` or ``figures``: ``runs/<mode>/<kind>`` (git-ignored), so that
+    re-executing a notebook leaves the committed record alone; with ``RECORD=1`` a cpu or full run
+    writes the committed ``results/`` (figures always go under ``runs/``).
     ``OUTPUT_ROOT`` overrides the root (the tests point it at a temporary folder).
     """
     if kind not in ("results", "figures"):
         raise ValueError(f"output kind must be 'results' or 'figures', not {kind!r}")
-    root = Path(os.environ.get("OUTPUT_ROOT") or (REPO_ROOT / "runs" / "fast" if mode == "fast" else REPO_ROOT))
+    if mode not in MODES:
+        raise ValueError(f"unknown run mode {mode!r}; expected one of {MODES}")
+    if os.environ.get("OUTPUT_ROOT"):
+        root = Path(os.environ["OUTPUT_ROOT"])
+    elif kind == "results" and recording(mode):
+        root = REPO_ROOT
+    else:
+        root = REPO_ROOT / "runs" / mode
     path = root / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -174,15 +234,23 @@ class Run:
     device: torch.device
     mode: str
     seed: int
-    cuda_graphs: bool
     amp: bool
     results_dir: Path
     fig_dir: Path
     seconds: dict = field(default_factory=dict)
     t_start: float = field(default_factory=time.perf_counter)
 
+    budget_scale: float = 1.0
+    cuda_graphs: bool = False   # kept until Q2 no longer reads it; CUDA graphs live in bench/ only
+
     def pick(self, *, full, cpu, fast):
+        """A setting that depends on the mode (not a count: counts go through ``count``)."""
         return pick(self.mode, full=full, cpu=cpu, fast=fast)
+
+    def count(self, *, full: int, cpu: int, fast: int) -> int:
+        """A count (epochs, updates, samples) for this mode, times ``BUDGET_SCALE`` (rounded up, at least 1)."""
+        n = pick(self.mode, full=full, cpu=cpu, fast=fast)
+        return max(1, math.ceil(n * self.budget_scale)) if self.budget_scale != 1.0 else n
 
     @contextlib.contextmanager
     def timer(self, phase: str):
@@ -206,8 +274,10 @@ class Run:
         print(f"mode     {MODE_TEXT[self.mode]}")
         if budget:
             print(f"budget   {budget}")
-        print(f"options  CUDA graphs {'on' if self.cuda_graphs else 'off'} (CUDA_GRAPHS=1 opts in), bf16 autocast "
-              f"{'on' if self.amp else 'off'} (AMP=1 opts in where the GPU has native bf16), seed {self.seed}")
+        if self.budget_scale != 1.0:
+            print(f"scale    BUDGET_SCALE={self.budget_scale:g}: every count above is scaled (a dry run; its numbers mean nothing)")
+        print(f"options  bf16 autocast {'on' if self.amp else 'off'} (AMP=1 opts in where the GPU has native bf16), "
+              f"seed {self.seed}")
         print(f"outputs  metrics -> {rel(self.results_dir)}/, figures -> {rel(self.fig_dir)}/")
         print("config   " + json.dumps(config, default=str))
 
@@ -218,9 +288,14 @@ def setup(name: str, seed: int = 0) -> Run:
     warnings.filterwarnings("ignore", message="IProgress not found")
     device = get_device()
     mode = get_mode(device)
-    seed_everything(seed)
-    if os.environ.get("CPU_THREADS"):
-        torch.set_num_threads(int(os.environ["CPU_THREADS"]))
-    cuda_graphs = _flag("CUDA_GRAPHS") and device.type == "cuda"
+    threads = env_number("CPU_THREADS", int, low=1)
+    scale = env_number("BUDGET_SCALE", float, default=1.0)
+    if not 0 < scale <= 1:
+        raise SettingError(f"BUDGET_SCALE={scale:g} must lie in (0, 1]: it shrinks every count for a dry run")
     amp = _flag("AMP") and bf16_native(device)
-    return Run(name, device, mode, seed, cuda_graphs, amp, output_dir("results", mode), output_dir("figures", mode))
+    recording(mode)                                     # RECORD: checked here, whatever OUTPUT_ROOT says
+    seed_everything(seed)
+    if threads:
+        torch.set_num_threads(threads)
+    return Run(name, device, mode, seed, amp, output_dir("results", mode), output_dir("figures", mode),
+               budget_scale=scale)

@@ -1,9 +1,18 @@
-"""What the notebooks' training loops share: the optimizer and the batches on the model's device.
+"""What the notebooks' training loops share: the optimizer and the check for a loss gone bad.
 
-The loops themselves live in the notebooks and keep the skeleton's shape (``zero_grad``, forward,
-``backward``, ``step``). They take either ``utils.batches.ResidentBatches`` (the data already on the
-device: no per-step host work) or the skeleton's own ``DataLoader``; ``batches_on`` moves each batch
-to the model's device, and a short last batch is just a smaller batch.
+Every training loop in the repository has one shape (the skeleton's, written out)::
+
+    def train_x(model, loader, num_..., learning_rate, ...):
+        optimizer = make_adam(model.parameters(), learning_rate, device)   # 1. the one optimizer constructor
+        losses = torch.zeros(n_steps, device=device)                       # 2. per-step losses stay on the device
+        for step ... in progress(...) / for epoch ...:                     # 3. a tqdm bar, or one line per epoch
+            optimizer.zero_grad(set_to_none=True)
+            loss = ...; loss.backward(); optimizer.step()
+            losses[step] = loss.detach()                                   #    no host sync per step
+        stop_if_nonfinite(losses, "name")                                  # 4. once per epoch or run, not per step
+        return {"loss": losses.tolist(), ...}                              # 5. a dict of plain lists: the history
+
+The learning rate is set once, at construction (Q2's schedules set it with its own ``set_lr``).
 """
 from __future__ import annotations
 
@@ -64,3 +73,20 @@ def endless(loader: Iterable, device: torch.device | str) -> Iterator[tuple]:
             yield batch
         if empty:
             raise ValueError("the loader yielded no batch: use fewer examples per batch or drop_last=False")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; the message names the run, the step and the usual causes."""
+
+
+def stop_if_nonfinite(losses: torch.Tensor, where: str, first_step: int = 0) -> None:
+    """Raise ``NonFiniteLossError`` if any of ``losses`` (a device tensor of recorded losses) is NaN or inf.
+
+    One host sync for the whole tensor: call it once per epoch or once per run, never per step."""
+    bad = ~torch.isfinite(losses.detach().reshape(-1))
+    if bool(bad.any()):
+        step = first_step + int(bad.nonzero()[0])
+        value = float(losses.reshape(-1)[step - first_step])
+        raise NonFiniteLossError(
+            f"{where}: the loss became {value} at step {step}. Check the inputs (a NaN pixel? pixels in 0-255 "
+            "instead of [0, 1]?) and the learning rate; the weights after this step are not usable.")

@@ -6,7 +6,7 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from utils.batches import ResidentBatches
 from extras.dsprites import make_dataset, render, sample_factors
-from utils.notebooks import load_definitions
+from tools.notebooks import load_definitions
 
 nb = load_definitions("extras/beta_vae_disentanglement.ipynb")
 

@@ -7,8 +7,8 @@ for the extra) into ``./vae-ae/``, or, if ``VAE_AE_REPO`` names a git URL or pat
 repository there instead (the committed judge weights and results come along). If neither works, it
 stops with one line that says what to do.
 
-    python -m utils.bootstrap            # rewrite the first cell of every notebook from the current files
-    python -m utils.bootstrap --check    # exit 1 if a notebook carries a stale copy (the tests do this)
+    python -m tools.bootstrap            # rewrite the first cell of every notebook from the current files
+    python -m tools.bootstrap --check    # exit 1 if a notebook carries a stale copy (the tests do this)
 
 Only the cell's source is rewritten; outputs and every other cell stay as they are.
 """
@@ -21,7 +21,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from .runtime import REPO_ROOT
+from utils.runtime import REPO_ROOT
 
 TAG = "bootstrap"
 NOTEBOOKS = {
@@ -34,7 +34,7 @@ TEMPLATE = '''\
 #@title Helpers: find utils/ beside the notebook, or unpack the copy this cell carries {{ display-mode: "form" }}
 # In the repository this finds utils/ next to (or above) the notebook. Opened alone (Colab, a copied file)
 # it unpacks the zip below into ./vae-ae/, or clones the repository there if VAE_AE_REPO names its URL/path.
-# `python -m utils.bootstrap` regenerates this cell; tests/test_bootstrap.py keeps the copy equal to utils/.
+# `python -m tools.bootstrap` regenerates this cell; tests/test_bootstrap.py keeps the copy equal to utils/.
 import base64, io, os, subprocess, sys, zipfile
 from pathlib import Path
 
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
             diff = stale(name)
             if diff:
                 bad = 1
-                print(f"{name}: stale copy of {', '.join(diff)} (run `python -m utils.bootstrap`)")
+                print(f"{name}: stale copy of {', '.join(diff)} (run `python -m tools.bootstrap`)")
             continue
         path = REPO_ROOT / name
         nb = nbformat.read(path, as_version=4)

@@ -1,4 +1,5 @@
-"""Check, and refresh, the measured numbers quoted in theory/*.md against results/*.json.
+"""Check, and refresh, the measured numbers quoted in prose (theory/*.md, README.md, the notebooks' markdown
+cells) against results/*.json.
 
 Convention. A number measured by a notebook is followed directly by an HTML comment that names the
 results file and the key path, with slashes::
@@ -16,8 +17,8 @@ its absolute value is compared. Tagged numbers must stand in prose, not inside `
 
 Usage::
 
-    python theory/quoted_numbers.py            # list every tag; exit 1 on any mismatch or missing key
-    python theory/quoted_numbers.py --write    # rewrite every tagged number from the results files
+    python -m tools.quoted_numbers             # list every tag; exit 1 on any mismatch or missing key
+    python -m tools.quoted_numbers --write     # rewrite every tagged number from the results files
 
 ``check(theory_dir, results_dir)`` returns the list of problems (empty when every tag matches);
 ``write(theory_dir, results_dir)`` rewrites the files and returns ``(changes, problems)``.
@@ -30,6 +31,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+# Every place where prose quotes measured numbers: the theory answers, the README, the notebooks' markdown.
+PROSE = [ROOT / "theory", ROOT / "README.md", ROOT / "Q1_VAE_CVAE.ipynb", ROOT / "Q2_VQVAE.ipynb",
+         ROOT / "extras" / "beta_vae_disentanglement.ipynb"]
 RESULTS_FILES = {
     "q1": "q1_metrics.json",
     "q2": "q2_metrics.json",
@@ -97,11 +102,21 @@ def _math_ranges(masked):
 
 
 def markdown_files(where):
-    """The Markdown files to read: a folder's *.md, a single file, or a list of either."""
+    """The files to read: a folder's *.md, a single .md or .ipynb file, or a list of either."""
     if isinstance(where, (list, tuple)):
         return [f for w in where for f in markdown_files(w)]
     where = Path(where)
     return sorted(where.glob("*.md")) if where.is_dir() else [where]
+
+
+def read_prose(path):
+    """A Markdown file's text; for a notebook, its markdown cells joined by blank lines (code cells are not
+    prose: the numbers they print come from the run itself)."""
+    path = Path(path)
+    if path.suffix != ".ipynb":
+        return path.read_text(encoding="utf-8")
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
 
 
 def collect(theory_dir):
@@ -109,7 +124,7 @@ def collect(theory_dir):
     reading them (misplaced tags)."""
     tags, problems = [], []
     for path in markdown_files(theory_dir):
-        text = path.read_text(encoding="utf-8")
+        text = read_prose(path)
         masked = _mask_code(text)
         math = _math_ranges(masked)
         attached = set()
@@ -227,6 +242,10 @@ def write(theory_dir, results_dir):
             by_file.setdefault(tag.path, []).append((tag, new))
             changes.append(f"{tag.where()}: {tag.text} -> {new} ({tag.key})")
     for path, edits in by_file.items():
+        if path.suffix == ".ipynb":        # notebook prose is edited in the notebook; report, never rewrite
+            problems += [f"{tag.where()}: {tag.text} -> {new} ({tag.key}): edit the notebook" for tag, new in edits]
+            changes = [c for c in changes if not c.startswith(path.name + ":")]
+            continue
         text = path.read_text(encoding="utf-8")
         for tag, new in sorted(edits, key=lambda e: e[0].start, reverse=True):
             text = text[:tag.start] + new + text[tag.end:]
@@ -235,12 +254,11 @@ def write(theory_dir, results_dir):
 
 
 def main(argv=None):
-    here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="rewrite every tagged number from the results")
-    parser.add_argument("--theory", type=Path, nargs="+", default=[here, here.parent / "README.md"],
-                        help="Markdown files or folders (default: theory/ and the repository's README.md)")
-    parser.add_argument("--results", type=Path, default=here.parent / "results", help="folder of the results JSON")
+    parser.add_argument("--theory", type=Path, nargs="+", default=PROSE,
+                        help="Markdown files, folders or notebooks (default: theory/, README.md, the notebooks)")
+    parser.add_argument("--results", type=Path, default=ROOT / "results", help="folder of the results JSON")
     args = parser.parse_args(argv)
 
     if args.write:

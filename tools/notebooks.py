@@ -1,8 +1,9 @@
 """Run the notebooks headless, and import a notebook's definitions for unit tests.
 
-    python -m utils.notebooks                      # execute Q1, Q2 and the extra in place (full/cpu mode)
-    FAST=1 python -m utils.notebooks               # smoke run: executed copies go to runs/fast/
-    python -m utils.notebooks Q2_VQVAE.ipynb       # one notebook
+    python -m tools.notebooks                      # execute Q1, Q2 and the extra; copies go to runs/<mode>/
+    python -m tools.notebooks --record             # refresh the committed record: in place, writes results/
+    FAST=1 python -m tools.notebooks               # smoke run: tiny data, few steps; copies go to runs/fast/
+    python -m tools.notebooks Q2_VQVAE.ipynb       # one notebook
 
 A notebook runs in its own folder, as Jupyter runs it. A fast run never overwrites the committed
 notebooks: it writes executed copies elsewhere. Stream outputs are stored the way Jupyter shows them
@@ -24,7 +25,7 @@ import time
 import types
 from pathlib import Path
 
-from .runtime import REPO_ROOT, rel
+from utils.runtime import REPO_ROOT, get_mode, recording, rel
 
 NOTEBOOKS = ("Q1_VAE_CVAE.ipynb", "Q2_VQVAE.ipynb", "extras/beta_vae_disentanglement.ipynb")
 DEFS_TAG = "defs"
@@ -96,17 +97,24 @@ def execute(path: str | Path, out: str | Path | None = None, timeout: int | None
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", default=list(NOTEBOOKS))
-    parser.add_argument("--out-dir", help="write executed copies here instead of in place "
-                                          "(default with FAST=1: runs/fast)")
+    parser.add_argument("--record", action="store_true",
+                        help="refresh the committed record: execute in place and write results/ (RECORD=1)")
+    parser.add_argument("--out-dir", help="write executed copies here (default: runs/<mode>/, or in place "
+                                          "with --record)")
     parser.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     args = parser.parse_args(argv)
-    fast = os.environ.get("FAST", "0").lower() in ("1", "true", "yes")
-    out_dir = Path(args.out_dir) if args.out_dir else (REPO_ROOT / "runs" / "fast" if fast else None)
+    mode = get_mode()
+    if args.record:
+        os.environ["RECORD"] = "1"          # the kernels inherit it: utils.runtime then writes results/
+        recording(mode)                     # refuses FAST=1 --record
+    out_dir = Path(args.out_dir) if args.out_dir else (None if args.record else REPO_ROOT / "runs" / mode)
     for name in args.notebooks:
         src = Path(name) if Path(name).is_absolute() else REPO_ROOT / name
+        if not src.is_file():
+            parser.error(f"{name}: no such notebook (the notebooks are {', '.join(NOTEBOOKS)})")
         t0 = time.perf_counter()
         dst = execute(src, out_dir / src.name if out_dir else None, args.timeout)
-        print(f"executed {rel(src)} in {time.perf_counter() - t0:.1f} s -> {rel(dst)}")
+        print(f"executed {rel(src)} ({mode} mode) in {time.perf_counter() - t0:.1f} s -> {rel(dst)}")
     return 0
 
 
