@@ -89,7 +89,7 @@ def test_a_bad_vae_ae_repo_is_one_line(tmp_path, monkeypatch):
     assert len(errors) == 1 and len(errors[0].traceback) == 1 and "VAE_AE_REPO" in errors[0].traceback[0]
 
 
-@pytest.mark.notebook
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(bootstrap.NOTEBOOKS))
 def test_notebook_runs_alone_in_an_empty_folder(name, tmp_path, monkeypatch):
     """What a Colab user or a copied file gets: the notebook and nothing else (data from DATA_ROOT)."""
