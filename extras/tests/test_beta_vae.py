@@ -176,9 +176,6 @@ def test_bad_targets_into_the_loss_get_a_clear_error(kind, error, fragment):
 def test_bad_task_factors_get_a_clear_error(f, error, fragment):
     with pytest.raises(error, match=fragment):
         render(nb.to_dsprites(f), size=nb.IMAGE_SIZE)
-    if isinstance(f, torch.Tensor):
-        with pytest.raises(error, match=fragment):
-            nb.grid_index(f)
 
 
 @pytest.mark.parametrize("poison", ["nan weight", "inf lr"])
