@@ -1,4 +1,4 @@
-"""utils.cuda_graph and utils.training. On the CPU: the wrapper is a plain call, the Adam/lr helpers work.
+"""bench/cuda_graph.py (the CUDA-graph update the bench wraps). On the CPU: the wrapper is a plain call.
 Where CUDA exists: 100 captured updates of the real VQ-VAE (EMA quantiser, restart on) and the real VAE
 equal 100 eager updates from the same state -- parameters, EMA buffers and losses -- to fp32 tolerance."""
 import copy
@@ -7,9 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from utils.cuda_graph import CUDAGraphStep
+from bench.cuda_graph import CUDAGraphStep, graph_adam
 from tools.notebooks import load_definitions
-from utils.training import make_adam, set_lr
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -31,7 +30,7 @@ def test_without_cuda_the_wrapper_is_a_plain_call():
     a = torch.nn.Linear(4, 1)
     b = copy.deepcopy(a)
     x, y = torch.randn(32, 4), torch.randn(32, 1)
-    step = CUDAGraphStep(linear_update(a, make_adam(a.parameters(), 0.1, "cpu")))
+    step = CUDAGraphStep(linear_update(a, graph_adam(a.parameters(), 0.1, "cpu")))
     plain = linear_update(b, torch.optim.Adam(b.parameters(), lr=0.1))
     for _ in range(5):
         assert torch.equal(step(x, y), plain(x, y))
@@ -41,19 +40,8 @@ def test_without_cuda_the_wrapper_is_a_plain_call():
         CUDAGraphStep(lambda: None, warmup=0)
 
 
-def test_set_lr_handles_float_and_tensor_lr():
-    p = torch.nn.Parameter(torch.zeros(2))
-    opt = torch.optim.Adam([p], lr=1e-3)
-    set_lr(opt, 5e-4)
-    assert opt.param_groups[0]["lr"] == 5e-4
-    opt_t = torch.optim.Adam([p], lr=torch.tensor(1e-3))
-    lr_tensor = opt_t.param_groups[0]["lr"]
-    set_lr(opt_t, 2e-4)
-    assert opt_t.param_groups[0]["lr"] is lr_tensor and abs(lr_tensor.item() - 2e-4) < 1e-9
-
-
-def test_make_adam_on_cpu_is_plain_adam_with_a_float_lr():
-    opt = make_adam([torch.nn.Parameter(torch.zeros(1))], 3e-4, "cpu", for_cuda_graph=True)
+def test_graph_adam_on_cpu_is_plain_adam_with_a_float_lr():
+    opt = graph_adam([torch.nn.Parameter(torch.zeros(1))], 3e-4, "cpu")
     assert type(opt) is torch.optim.Adam and opt.param_groups[0]["lr"] == 3e-4
 
 
@@ -83,16 +71,15 @@ def assert_same_training(make, update_of, batches):
 @cuda
 def test_captured_vqvae_updates_equal_eager_updates():
     nb = load_definitions("Q2_VQVAE.ipynb")
-    cfg = dict(num_hiddens=64, num_residual_layers=2, num_residual_hiddens=32, num_embeddings=128,
-               embedding_dim=32, commitment_cost=0.25, decay=0.99)
-    ours = dict(nb.ablation_runs())["+ restart = ours"]
+    hp = dict(num_hiddens=64, num_residual_layers=2, num_residual_hiddens=32, num_embeddings=128,
+              embedding_dim=32, commitment_cost=0.25, decay=0.99)
+    ours = next(settings for name, settings, _ in nb.ablation_plan(100, 64) if name.endswith("= ours"))
     torch.manual_seed(1)
     batches = [(torch.rand(64, 3, 32, 32, device="cuda") - 0.5,) for _ in range(100)]
 
     def make():
-        model = nb.vqvae_from_config(cfg, ours, restart_every=10).cuda()   # EMA quantiser, restart every 10
-        return model, make_adam([p for p in model.parameters() if p.requires_grad], 1e-3, "cuda",
-                                for_cuda_graph=True)
+        model = nb.build_model(ours, hp, restart_every=10).cuda()        # EMA quantiser, restart every 10
+        return model, graph_adam([p for p in model.parameters() if p.requires_grad], 1e-3, "cuda")
 
     def update_of(model, opt):
         def update(x):    # train_vqvae's update
@@ -114,14 +101,14 @@ def test_captured_vae_updates_equal_eager_updates():
     batches = [((torch.rand(128, 1, 28, 28, device="cuda") > 0.5).float(),) for _ in range(100)]
 
     def make():
-        model = nb.VAE_MLP(784, 512, 20, "cuda")
-        return model, make_adam(model.parameters(), 1e-3, "cuda", for_cuda_graph=True)
+        model = nb.VAE_MLP(784, 400, 20, "cuda")
+        return model, graph_adam(model.parameters(), 1e-3, "cuda")
 
     def update_of(model, opt):
         def update(x):    # train_vae_mlp's update (the reparameterisation draws from the CUDA generator)
             opt.zero_grad(set_to_none=True)
-            logits, mu, logvar = model(x)
-            loss = nb.vae_loss(logits, x, mu, logvar)
+            recon, mu, logvar = model(x)
+            loss = nb.vae_loss(recon, x, mu, logvar)
             loss.backward()
             opt.step()
             return loss.detach()

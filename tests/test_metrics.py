@@ -4,26 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from utils.metrics import active_units, code_usage, frechet_distance, perplexity, precision_recall, psnr
-
-
-def test_psnr_known_value():
-    x = torch.zeros(2, 3)
-    assert psnr(x + 0.1, x) == pytest.approx(20.0)  # mse 0.01 -> 20 dB
-    with pytest.raises(ValueError):
-        psnr(torch.zeros(2), torch.zeros(3))
-
-
-@pytest.mark.parametrize("k", [1, 7, 512])
-def test_perplexity_bounds(k):
-    assert perplexity(torch.arange(k).repeat(3), k) == pytest.approx(k, rel=1e-6)
-    assert perplexity(torch.zeros(100, dtype=torch.long), k) == pytest.approx(1.0)
-    rand = perplexity(torch.randint(0, k, (1000,)), k)
-    assert 1.0 - 1e-6 <= rand <= k + 1e-6
-
-
-def test_code_usage():
-    assert code_usage(torch.tensor([0, 0, 3]), 4) == 0.5
+from utils.metrics import active_units, frechet_distance
 
 
 def test_frechet_matches_closed_form():
@@ -43,19 +24,3 @@ def test_active_units():
     assert active_units(mu) == 3
     with pytest.raises(ValueError):
         active_units(torch.zeros(5))
-
-
-def test_precision_recall_known_answers():
-    g = torch.Generator().manual_seed(0)
-    real = torch.randn(2000, 8, generator=g)
-    p, r = precision_recall(real, real + 1e-4 * torch.randn(2000, 8, generator=g))
-    assert p > 0.99 and r > 0.99                                   # the same set: inside each other's manifold
-    p, r = precision_recall(real, torch.randn(2000, 8, generator=g) + 50.0)
-    assert p == 0.0 and r == 0.0                                   # far away: nothing in common
-    # mode collapse: samples from one small part of the data are all data-like, but cover little of it
-    mode = real[torch.cdist(real[:1], real)[0].argsort()[:200]]     # the 200 points nearest to one point
-    collapsed = mode + 1e-3 * torch.randn(mode.shape, generator=g)
-    p, r = precision_recall(real, collapsed)
-    assert p > 0.95 and r < 0.4                                   # (the 200 points are 10 % of the data)
-    with pytest.raises(ValueError, match="same D"):
-        precision_recall(real, real[:, :3])

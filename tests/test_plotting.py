@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from utils.plotting import image_grid, plot_curves, scatter_2d, show_images, smooth
+from utils.plotting import image_grid, plot_curves, show_images, smooth
 
 
 def test_grid_layout_and_range():
@@ -30,25 +30,3 @@ def test_curves_and_smoothing(tmp_path):
     fig = plot_curves({"a": [3, 2, 1], "b": ([10, 20, 30], [1, 2, 3])}, logy=True, window=2, save=tmp_path / "c.png")
     assert len(fig.axes[0].lines) == 2 and (tmp_path / "c.png").exists()
     plt.close(fig)
-
-
-def test_scatter(tmp_path):
-    fig = scatter_2d(torch.randn(50, 2), torch.arange(50) % 3, class_names=["x", "y", "z"], save=tmp_path / "s.png")
-    assert (tmp_path / "s.png").exists()
-    plt.close(fig)
-    with pytest.raises(ValueError, match="points must be"):
-        scatter_2d(torch.randn(5, 3))
-
-
-def test_savgol_smooth_matches_scipy_where_scipy_is_stable_and_keeps_polynomials():
-    from scipy.signal import savgol_filter
-
-    from utils.plotting import savgol_smooth
-
-    rng = np.random.default_rng(0)
-    y = rng.normal(size=300)
-    np.testing.assert_allclose(savgol_smooth(y, 21, 3), savgol_filter(y, 21, 3), atol=1e-10)
-    t = np.linspace(-1, 1, 2000)
-    poly = 1 + t - 3 * t ** 3 + 2 * t ** 7                    # degree 7: the skeleton's filter keeps it exactly
-    np.testing.assert_allclose(savgol_smooth(poly, 201, 7), poly, atol=1e-8)
-    assert savgol_smooth(np.ones(5), 201, 7).tolist() == [1.0] * 5   # too short to fit: returned as it is

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from utils.runtime import (REPO_ROOT, SettingError, autocast, bf16_native, get_device, get_mode, output_dir, pick, rel, save_json,
+from utils.runtime import (REPO_ROOT, SettingError, get_device, get_mode, output_dir, pick, rel, save_json,
                            seed_everything, setup)
 
 
@@ -30,15 +30,6 @@ def test_pick():
 def test_device_override(monkeypatch):
     monkeypatch.setenv("DEVICE", "cpu")
     assert get_device() == torch.device("cpu")
-
-
-def test_autocast_only_where_bf16_is_native():
-    assert not bf16_native("cpu") and not bf16_native("mps")
-    with autocast("cpu"):
-        out = torch.ones(2, 2) @ torch.ones(2, 2)
-    assert out.dtype == torch.float32
-    if torch.cuda.is_available():
-        assert bf16_native("cuda") == (torch.cuda.get_device_capability() >= (8, 0))
 
 
 def test_seed_reproducible():
@@ -113,10 +104,9 @@ def test_save_json_rounds_and_converts(tmp_path):
 
 
 def test_setup_decides_once_and_prints_one_banner(monkeypatch, capsys):
-    for var in ("FAST", "MODE", "AMP", "CPU_THREADS", "RECORD", "BUDGET_SCALE"):
+    for var in ("FAST", "MODE", "CPU_THREADS", "RECORD", "BUDGET_SCALE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("FAST", "1")
-    monkeypatch.setenv("AMP", "1")                  # asked for, but there is no GPU with native bf16 here
     monkeypatch.setenv("DEVICE", "cpu")
     threads = torch.get_num_threads()
     monkeypatch.setenv("CPU_THREADS", "1")
@@ -126,7 +116,6 @@ def test_setup_decides_once_and_prints_one_banner(monkeypatch, capsys):
     finally:
         torch.set_num_threads(threads)
     assert run.mode == "fast" and run.device.type == "cpu" and run.seed == 3
-    assert not run.amp                                     # the opt-in only where it can run
     assert run.pick(full=1, cpu=2, fast=3) == 3
     with run.timer("phase"):
         pass

@@ -1,6 +1,6 @@
-"""Helpers the notebooks share (the models themselves live in the notebooks).
+"""What the notebooks import at run time (the models themselves live in the notebooks).
 
-batches (ResidentBatches) · bootstrap (the notebooks' first cell) · classifier (the MNIST judge) ·
-cuda_graph (opt-in CUDA-graph updates) · data (offline-first loaders) · metrics · notebooks (run /
-load defs) · plotting · runtime (setup: device, mode, seed, banner) · training (Adam, batches on device)
+batches (ResidentBatches) · classifier (the MNIST judge) · data (offline-first loaders) · metrics (Fréchet
+distance, active units) · plotting · runtime (setup: device, mode, budgets, seed, banner, output folders) ·
+training (the one Adam constructor and the non-finite-loss check). Tooling lives in tools/, benchmarks in bench/.
 """

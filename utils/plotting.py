@@ -67,28 +67,6 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
     return np.convolve(values, np.ones(window) / window, mode="valid")
 
 
-def savgol_smooth(values: Sequence[float], window: int = 201, polyorder: int = 7) -> np.ndarray:
-    """Savitzky-Golay smoothing, as the course skeleton's ``savgol_filter(values, 201, 7)`` (mode "interp").
-
-    Computed here on positions scaled to [-1, 1]: SciPy 1.17's ``savgol_coeffs`` builds its least-squares problem
-    on raw positions and, for a window of 201 and polyorder 7, returns coefficients that sum to ~1e-6 instead of 1
-    (scipy/scipy#20825), which flattens a curve to zero. The window shrinks to fit short series."""
-    y = np.asarray(values, dtype=float)
-    n = len(y)
-    window = min(window, n if n % 2 else n - 1)
-    if window <= polyorder:
-        return y.copy()
-    half = window // 2
-    t = np.arange(-half, half + 1) / half                       # scaled positions: a well-conditioned fit
-    design = np.vander(t, polyorder + 1, increasing=True)       # (window, polyorder + 1)
-    fit = np.linalg.pinv(design)                                # polynomial coefficients from a window of values
-    out = np.empty(n)
-    out[half:n - half] = np.convolve(y, fit[0][::-1], mode="valid")   # the fitted polynomial at each centre
-    out[:half] = design[:half] @ (fit @ y[:window])             # edges: the first / last window's polynomial
-    out[n - half:] = design[half + 1:] @ (fit @ y[-window:])
-    return out
-
-
 def plot_curves(curves: Mapping[str, Sequence[float] | tuple[Sequence[float], Sequence[float]]],
                 xlabel: str = "step", ylabel: str = "", title: str | None = None, logy: bool = False,
                 window: int = 1, ax=None, save: str | Path | None = None):
@@ -111,26 +89,4 @@ def plot_curves(curves: Mapping[str, Sequence[float] | tuple[Sequence[float], Se
     if len(curves) > 1:
         ax.legend()
     ax.grid(alpha=0.3)
-    return _finish(fig, save)
-
-
-def scatter_2d(points, labels=None, title: str | None = None, class_names: Sequence[str] | None = None,
-               s: float = 2.0, ax=None, save: str | Path | None = None):
-    """A 2-D scatter coloured by integer label (tab10), with a legend of class names."""
-    points = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, dtype=float)
-    if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"points must be (N, 2); got {points.shape} (project to 2-D first, e.g. with PCA)")
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5, 5))
-    if labels is None:
-        ax.scatter(points[:, 0], points[:, 1], s=s, alpha=0.6)
-    else:
-        labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
-        for c in np.unique(labels):
-            name = class_names[c] if class_names is not None else str(c)
-            pts = points[labels == c]
-            ax.scatter(pts[:, 0], pts[:, 1], s=s, alpha=0.6, color=plt.cm.tab10(int(c) % 10), label=name)
-        ax.legend(markerscale=4 / max(s, 0.5) * 2, fontsize=7, loc="best")
-    if title:
-        ax.set_title(title)
-    ax.set_aspect("equal", adjustable="datalim")
     return _finish(fig, save)

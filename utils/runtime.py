@@ -1,8 +1,8 @@
-"""One setup for every notebook: device, run mode, seed, CPU threads, opt-ins, output folders, one banner.
+"""One setup for every notebook: device, run mode, seed, CPU threads, budgets, output folders, one banner.
 
     RUN = setup("Q1_VAE_CVAE")                       # decides and remembers everything below
-    CONFIG = dict(epochs=RUN.pick(full=20, cpu=20, fast=1), ...)
-    RUN.banner(CONFIG)                               # hardware / mode / options / outputs / config
+    CONFIG = dict(epochs=RUN.count(full=20, cpu=20, fast=1), ...)
+    RUN.banner(CONFIG)                               # hardware / mode / budget / seed / outputs / config
 
 Run modes (environment variables ``FAST`` / ``MODE``):
 
@@ -19,8 +19,6 @@ it by ``BUDGET_SCALE`` (default 1): ``MODE=full BUDGET_SCALE=0.001`` runs every 
 budget (the tests' dry run of full mode on a CPU).
 
 CPU threads: torch's default (one per core) unless ``CPU_THREADS`` sets a number.
-Opt-in, off by default because it has not been verified on a GPU: ``AMP=1`` (bf16 autocast, used only where
-the GPU has native bf16, compute capability >= 8.0).
 """
 from __future__ import annotations
 
@@ -129,23 +127,6 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def bf16_native(device: torch.device | str) -> bool:
-    """True only on a CUDA GPU with native bf16 (compute capability >= 8.0: A100, H100, RTX 30xx ...).
-
-    ``torch.cuda.is_bf16_supported()`` alone also says yes where bf16 is only emulated (a T4)."""
-    device = torch.device(device)
-    if device.type != "cuda" or not torch.cuda.is_available():
-        return False
-    return torch.cuda.get_device_capability(device) >= (8, 0) and torch.cuda.is_bf16_supported()
-
-
-def autocast(device: torch.device | str, enabled: bool = True):
-    """bf16 autocast where the GPU has native bf16 and ``enabled``; a no-op context everywhere else."""
-    if enabled and bf16_native(device):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def hardware() -> str:
     """One line naming the accelerator (or CPU) and the library versions."""
     if torch.cuda.is_available():
@@ -228,20 +209,18 @@ def save_json(obj: dict, path: str | Path) -> Path:
 
 @dataclass
 class Run:
-    """What ``setup`` decided: device, mode, seed, opt-ins, output folders and the seconds per phase."""
+    """What ``setup`` decided: device, mode, seed, budget scale, output folders and the seconds per phase."""
 
     name: str
     device: torch.device
     mode: str
     seed: int
-    amp: bool
     results_dir: Path
     fig_dir: Path
     seconds: dict = field(default_factory=dict)
     t_start: float = field(default_factory=time.perf_counter)
 
     budget_scale: float = 1.0
-    cuda_graphs: bool = False   # kept until Q2 no longer reads it; CUDA graphs live in bench/ only
 
     def pick(self, *, full, cpu, fast):
         """A setting that depends on the mode (not a count: counts go through ``count``)."""
@@ -267,7 +246,7 @@ class Run:
         return time.perf_counter() - self.t_start
 
     def banner(self, config: dict, budget: str = "") -> None:
-        """Print hardware, mode (and this notebook's budget), opt-ins, output folders and the whole config."""
+        """Print hardware, mode (and this notebook's budget), seed, output folders and the whole config."""
         threads = f", {torch.get_num_threads()} torch CPU threads" if self.device.type == "cpu" else ""
         print(f"{self.name} | {hardware()}")
         print(f"device   {self.device}{threads}")
@@ -276,14 +255,13 @@ class Run:
             print(f"budget   {budget}")
         if self.budget_scale != 1.0:
             print(f"scale    BUDGET_SCALE={self.budget_scale:g}: every count above is scaled (a dry run; its numbers mean nothing)")
-        print(f"options  bf16 autocast {'on' if self.amp else 'off'} (AMP=1 opts in where the GPU has native bf16), "
-              f"seed {self.seed}")
+        print(f"seed     {self.seed}")
         print(f"outputs  metrics -> {rel(self.results_dir)}/, figures -> {rel(self.fig_dir)}/")
         print("config   " + json.dumps(config, default=str))
 
 
 def setup(name: str, seed: int = 0) -> Run:
-    """Decide the device, run mode, seed, CPU threads, opt-ins and output folders, once per notebook."""
+    """Decide the device, run mode, seed, CPU threads and output folders, once per notebook."""
     # tqdm.auto without ipywidgets falls back to text bars; say nothing about it.
     warnings.filterwarnings("ignore", message="IProgress not found")
     device = get_device()
@@ -292,10 +270,9 @@ def setup(name: str, seed: int = 0) -> Run:
     scale = env_number("BUDGET_SCALE", float, default=1.0)
     if not 0 < scale <= 1:
         raise SettingError(f"BUDGET_SCALE={scale:g} must lie in (0, 1]: it shrinks every count for a dry run")
-    amp = _flag("AMP") and bf16_native(device)
     recording(mode)                                     # RECORD: checked here, whatever OUTPUT_ROOT says
     seed_everything(seed)
     if threads:
         torch.set_num_threads(threads)
-    return Run(name, device, mode, seed, amp, output_dir("results", mode), output_dir("figures", mode),
+    return Run(name, device, mode, seed, output_dir("results", mode), output_dir("figures", mode),
                budget_scale=scale)

@@ -1,12 +1,12 @@
-"""Opt-in (``CUDA_GRAPHS=1``): replay a whole training update as one captured CUDA graph.
+"""Replay a whole training update as one captured CUDA graph (bench/ only, until a GPU has verified it).
 
 Small models (the VQ-VAE of Q2, a PixelCNN over an 8x8 grid) are bound by kernel launches, not by
 arithmetic: one update is a few hundred tiny kernels, each launched from Python. Capturing forward,
 backward and optimizer step once and replaying them turns those launches into one. The notebooks
-train eagerly by default; ``bench/bench_q2.py`` and ``CUDA_GRAPHS=1`` use this wrapper, and
+train eagerly; ``bench/bench_q2.py`` wraps the notebook's update in this class, and
 ``tests/test_cuda_graph.py`` checks on a GPU that captured updates compute what eager ones do.
 
-    opt = make_adam(model.parameters(), lr=1e-3, device=device, for_cuda_graph=True)
+    opt = graph_adam(model.parameters(), lr=1e-3, device=device)
 
     def update(x):                       # zero_grad(set_to_none=True), forward, backward, step
         opt.zero_grad(set_to_none=True)
@@ -119,3 +119,18 @@ class CUDAGraphStep:
             return self.fn(*inputs)
         self.mode = "cuda-graph"
         return self.static_out
+
+
+def graph_adam(params, lr: float, device) -> torch.optim.Adam:
+    """Adam that a CUDA graph can capture: ``capturable=True`` and a 0-d device tensor as learning rate
+    (a Python float would be baked into the captured kernel); fused where this torch accepts it. On a CPU
+    (where no graph is captured) it is plain Adam."""
+    params, device = list(params), torch.device(device)
+    if device.type != "cuda":
+        return torch.optim.Adam(params, lr=float(lr))
+    for options in (dict(fused=True), dict(foreach=True)):
+        try:
+            return torch.optim.Adam(params, lr=torch.tensor(float(lr), device=device), capturable=True, **options)
+        except (RuntimeError, ValueError, TypeError) as err:   # older torch: no fused / tensor lr
+            warnings.warn(f"Adam with {options} unavailable for CUDA graphs ({err})")
+    return torch.optim.Adam(params, lr=float(lr), capturable=True)
