@@ -9,10 +9,10 @@ and ``ToTensor()`` + ``Normalize((0.5,)*3, (1,)*3)`` per sample), ``DataLoader(b
 pin_memory=True)`` and ``next(iter(loader))`` every update, fp32, plain Adam, two ``.item()`` per update, the
 skeleton's EMA codebook init and constant learning rate.
 *ours_eager*: the notebook's ``train_vqvae`` as the notebook runs it -- data resident on the device
-(``ResidentBatches``), no host syncs, fused Adam on CUDA, with the notebook's settings ("+ restart = ours": EMA-sum
-fix, k-means++ codebook seeding, cosine decay, dead-code restart). *ours_graph* is the same loop with the opt-in
-CUDA-graph replay of every update (``CUDA_GRAPHS=1`` in the notebook; on a machine without CUDA it runs eagerly
-and says so). *ours_channels_last* is ours_eager with the channels_last memory format.
+(``ResidentBatches``), no per-update host syncs, fused Adam on CUDA, with the notebook's "ours" settings (EMA-sum
+fix, k-means++ codebook seeding, dead-code restart). *ours_graph* is the same update replayed as one CUDA graph
+(``bench/cuda_graph.py``; on a machine without CUDA it runs eagerly and says so). *ours_channels_last* is
+ours_eager with the channels_last memory format.
 
 Both use the model classes defined in the notebook (``tools.notebooks.load_definitions``), batch 256 and the
 skeleton's hyperparameters. Prints updates/s, their ratio, and the test normalised MSE each loop reaches after
@@ -35,7 +35,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from utils.data import load_dataset, load_raw  # noqa: E402
 from tools.notebooks import load_definitions  # noqa: E402
-from utils.runtime import get_device, get_mode, hardware, output_dir, save_json  # noqa: E402
+from utils.runtime import get_device, get_mode, hardware, output_dir, rel, save_json  # noqa: E402
 
 SKELETON = dict(num_hiddens=128, num_residual_hiddens=32, num_residual_layers=2, embedding_dim=64,
                 num_embeddings=512, commitment_cost=0.25, decay=0.99, learning_rate=1e-3)
@@ -74,8 +74,7 @@ def skeleton_loop(nb, device, train_u8, train_y, data_variance, warmup, updates,
                                                   pin_memory=device.type == "cuda")
     c = SKELETON
     model = nb.Model(c["num_hiddens"], c["num_residual_layers"], c["num_residual_hiddens"], c["num_embeddings"],
-                     c["embedding_dim"], c["commitment_cost"], c["decay"], ema_init="skeleton",
-                     smoothing="write_back").to(device)
+                     c["embedding_dim"], c["commitment_cost"], c["decay"]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=c["learning_rate"], amsgrad=False)
     model.train()
     train_res_recon_error, train_res_perplexity = [], []
@@ -98,21 +97,52 @@ def skeleton_loop(nb, device, train_u8, train_y, data_variance, warmup, updates,
     return model.eval(), time.perf_counter() - t0
 
 
+def ours_settings(nb):
+    """The notebook's "ours" row (EMA-sum fix, k-means++ seeding, dead-code restart)."""
+    return next(settings for name, settings, _ in nb.ablation_plan(1, 1) if name.endswith("= ours"))
+
+
 def ours_loop(nb, device, x_train, data_variance, warmup, updates, batch_size, seed, *, cuda_graph, channels_last,
               restart_every):
-    """The notebook's loop (train_vqvae) with the notebook's settings; returns (model, timed seconds, step mode)."""
+    """The notebook's "ours" model, seeded by k-means++; returns (model, timed seconds, step mode).
+
+    Eager: the notebook's own ``train_vqvae``, called for the warm-up updates and then for the timed ones (each
+    call builds its Adam afresh: the speed is the same). Graph: the same update written out and wrapped in
+    ``CUDAGraphStep`` (Adam from ``graph_adam``); where capture fails it runs eagerly and says so."""
+    from bench.cuda_graph import CUDAGraphStep, graph_adam
     from utils.batches import ResidentBatches
 
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = x_train.contiguous(memory_format=fmt)
     torch.manual_seed(seed)
-    settings = dict(nb.ablation_runs())["+ restart = ours"]
-    model = nb.vqvae_from_config(SKELETON, settings, restart_every=restart_every).to(device, memory_format=fmt)
+    model = nb.build_model(ours_settings(nb), SKELETON, restart_every=restart_every).to(device, memory_format=fmt)
     nb.seed_codebook(model, x, min(2000, len(x)), batch_size, 10, seed)
-    hist = nb.train_vqvae(model, ResidentBatches(x, batch_size=batch_size, seed=seed), warmup + updates,
-                          data_variance, SKELETON["learning_rate"], schedule="cosine", cuda_graph=cuda_graph,
-                          desc="ours", time_from=warmup)
-    return model, hist["timed_seconds"], hist["step_mode"]
+    batches = ResidentBatches(x, batch_size=batch_size, seed=seed)
+    if not cuda_graph:
+        if warmup:
+            nb.train_vqvae(model, batches, warmup, data_variance, SKELETON["learning_rate"], desc="ours (warm-up)")
+        sync(device)
+        hist = nb.train_vqvae(model, batches, updates, data_variance, SKELETON["learning_rate"], desc="ours")
+        return model, hist["seconds"], "eager"
+    opt = graph_adam([p for p in model.parameters() if p.requires_grad], SKELETON["learning_rate"], device)
+
+    def update(data):                     # train_vqvae's update, without its periodic host-side check
+        opt.zero_grad(set_to_none=True)
+        vq_loss, data_recon, perplexity = model(data)
+        recon_error = F.mse_loss(data_recon, data) / data_variance
+        (recon_error + vq_loss).backward()
+        opt.step()
+        return torch.stack([recon_error.detach(), perplexity.detach()])
+
+    step = CUDAGraphStep(update)
+    model.train()
+    for i in range(warmup + updates):
+        if i == warmup:
+            sync(device)
+            t0 = time.perf_counter()
+        step(batches.next())
+    sync(device)
+    return model.eval(), time.perf_counter() - t0, step.mode
 
 
 def main(argv=None) -> int:
@@ -190,7 +220,7 @@ def main(argv=None) -> int:
     out["ours_test_nmse"] = out["variants"][main_name]["test_nmse"]
     path = save_json(out, output_dir("results", mode) / "bench_q2.json")
     print(f"speedup ({main_name} / skeleton): x{out['speedup']:.2f}; test NMSE skeleton {out['skeleton_test_nmse']:.4f}"
-          f" vs ours {out['ours_test_nmse']:.4f} -> {path}")
+          f" vs ours {out['ours_test_nmse']:.4f} -> {rel(path)}")
     return 0
 
 
