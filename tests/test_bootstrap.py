@@ -36,7 +36,28 @@ def test_first_cell_carries_the_current_helpers(name):
     assert cell.source.startswith("#@title"), "the cell should open with its Colab form title"
     carried = bootstrap.carried_files(cell.source)
     assert "utils/runtime.py" in carried and "utils/mnist_judge.pt" not in carried
+    assert not [f for f in carried if not f.startswith(("utils/", "extras/"))], "tooling never travels"
     assert bootstrap.stale(name) == [], f"{name} carries an old copy: run `python -m tools.bootstrap`"
+
+
+@pytest.mark.parametrize("name", list(bootstrap.NOTEBOOKS))
+def test_first_cell_is_short_and_readable_with_the_copy_apart(name):
+    source = bootstrap.bootstrap_cell(nbformat.read(REPO_ROOT / name, as_version=4)).source
+    *readable, copy = source.splitlines()
+    assert len([line for line in readable if line.strip()]) <= 26
+    assert max(len(line) for line in readable) <= 120, "every readable line fits on a screen"
+    assert copy.startswith('"') and copy.endswith('")))') and len(copy) > 1000   # the copy: one line, at the end
+
+
+def test_the_copy_holds_what_the_notebook_imports_and_nothing_else(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x", metadata={"tags": ["bootstrap"]}),
+                nbformat.v4.new_code_cell("from utils.classifier import judge\nimport numpy as np")]
+    nbformat.write(nb, tmp_path / "demo.ipynb")
+    names = {p.relative_to(REPO_ROOT).as_posix() for p in bootstrap.files_for(tmp_path / "demo.ipynb")}
+    # classifier imports batches, runtime, training and (in its command line) data; nothing else of utils/
+    assert names == {"utils/__init__.py", "utils/classifier.py", "utils/batches.py", "utils/runtime.py",
+                     "utils/training.py", "utils/data.py"}
 
 
 def test_nothing_found_is_one_line_that_says_what_to_do(tmp_path, monkeypatch):
@@ -68,7 +89,7 @@ def test_a_bad_vae_ae_repo_is_one_line(tmp_path, monkeypatch):
     assert len(errors) == 1 and len(errors[0].traceback) == 1 and "VAE_AE_REPO" in errors[0].traceback[0]
 
 
-@pytest.mark.notebook
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(bootstrap.NOTEBOOKS))
 def test_notebook_runs_alone_in_an_empty_folder(name, tmp_path, monkeypatch):
     """What a Colab user or a copied file gets: the notebook and nothing else (data from DATA_ROOT)."""

@@ -51,7 +51,48 @@ def test_without_committed_weights_the_recipe_trains_once(tmp_path, monkeypatch)
     with pytest.raises(FileNotFoundError, match="python -m utils.classifier"):
         load_judge("cpu")
     first, how = load_judge("cpu", x, y, epochs=1)
-    assert "trained by the same recipe" in how and (tmp_path / "checkpoints").is_dir()
+    assert "RETRAINED here by the same recipe" in how and (tmp_path / "checkpoints").is_dir()
     again, how = load_judge("cpu", x, y, epochs=1)
     assert "trained here earlier" in how
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+
+
+def test_the_recipe_is_adam_then_a_tenth_of_the_rate_in_the_last_epoch():
+    """train_classifier equals the recipe written out by hand (the loop that made the committed weights)."""
+    import torch.nn.functional as F
+
+    from utils.batches import ResidentBatches
+
+    x, y = toy_digits(96)
+    torch.manual_seed(0)
+    reference = MnistClassifier()
+    opt = torch.optim.Adam(reference.parameters(), lr=1e-3)
+    batches = ResidentBatches(x, y, batch_size=32, seed=0)
+    for epoch in range(3):
+        if epoch == 2:
+            for group in opt.param_groups:
+                group["lr"] = 1e-4
+        for xb, yb in batches:
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(reference(xb), yb).backward()
+            opt.step()
+    model = train_classifier(x, y, epochs=3, batch_size=32, lr=1e-3, lr_last_epoch=1e-4, seed=0)
+    for a, b in zip(reference.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"", "not a readable judge checkpoint"),
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 850000\n", "Git LFS pointer"),
+    (bytes(range(256)) * 8, "not a readable judge checkpoint"),
+    ("truncated", "not a readable judge checkpoint"),
+])
+def test_broken_judge_weights_name_the_file_and_the_fix(tmp_path, monkeypatch, content, fragment):
+    path = tmp_path / "mnist_judge.pt"
+    path.write_bytes(JUDGE_PATH.read_bytes()[:5000] if content == "truncated" else content)
+    monkeypatch.setattr(classifier, "JUDGE_PATH", path)
+    with pytest.raises(classifier.JudgeWeightsError) as info:
+        load_judge("cpu")
+    message = str(info.value)
+    assert fragment in message and str(path) in message and "python -m utils.classifier" in message
+    assert "weights_only" not in message                     # never the misleading advice of torch.load

@@ -30,7 +30,7 @@ def stderr_lines(cell):
     return sum(o.text.count("\n") + 1 for o in cell.get("outputs", []) if o.get("name") == "stderr")
 
 
-@pytest.mark.notebook
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_in_fast_mode(name, tmp_path, monkeypatch):
     src = ROOT / name
@@ -68,3 +68,25 @@ def test_streams_are_stored_as_jupyter_shows_them():
     outs = nb.cells[0].outputs
     assert [o.name for o in outs] == ["stderr", "stdout"] and outs[0].text == "bar: 100%|##########\n"
     assert resolve_carriage_returns("a\rb\nc") == "b\nc"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_full_mode_runs_on_the_cpu_at_a_tiny_budget(name, tmp_path, monkeypatch):
+    """Every branch that only full mode takes runs here first, not on a grader's GPU: full mode with every count
+    scaled down (BUDGET_SCALE), on the CPU. It writes where a grader's re-run writes (runs/full/, no OUTPUT_ROOT),
+    and the committed record stays as it was."""
+    src = ROOT / name
+    monkeypatch.delenv("FAST", raising=False)
+    monkeypatch.delenv("OUTPUT_ROOT", raising=False)
+    monkeypatch.delenv("RECORD", raising=False)
+    monkeypatch.setenv("MODE", "full")
+    monkeypatch.setenv("BUDGET_SCALE", "0.001")
+    monkeypatch.setenv("DEVICE", "cpu")
+    before = snapshot(ROOT / "results"), src.read_bytes()
+    out = execute(src, tmp_path / src.name, timeout=600)
+    nb = nbformat.read(out, as_version=4)
+    assert "mode     full" in banner(nb) and "BUDGET_SCALE=0.001" in banner(nb)
+    assert not [o for _, o in outputs_of(nb) if o.output_type == "error"]
+    assert (snapshot(ROOT / "results"), src.read_bytes()) == before, "a dry run changed committed files"
+    assert any((ROOT / "runs" / "full" / "results").glob("*.json")), "the re-run wrote no metrics under runs/full/"

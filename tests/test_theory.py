@@ -4,6 +4,9 @@ Structure: every answer file exists, is linked from theory/README.md, has a Refe
 link back to the index, and each sub-question (a heading such as "## (a) ..." or "### (c-i) ...") opens with its
 answer in one bold sentence.
 
+Length: each bold answer has at most ``MAX_OPENING_WORDS`` words, and all files together have at most
+``MAX_WORDS_OUTSIDE_DETAILS`` words outside their collapsed ``<details>`` blocks (counted like ``wc -w``).
+
 Rendering on GitHub and in Jupyter: display math as ``$$`` on lines of their own; inside a list item, every line
 of a display block indented to the item's content column (an unindented block closes the list and restarts its
 numbering); balanced ``$$`` and inline ``$`` delimiters, an inline formula never spanning two lines; none of the
@@ -34,6 +37,8 @@ ANSWERS = [
     "P2_vqvae.md",
 ]
 ALL_FILES = [INDEX] + ANSWERS
+MAX_OPENING_WORDS = 32
+MAX_WORDS_OUTSIDE_DETAILS = 7500
 
 # TeX sequences that GitHub's Markdown pass turns into something else inside $...$ / $$...$$.
 BAD_IN_MATH = [r"\{", r"\}", "\\\\", r"\,", r"\;", r"\!", r"\:", r"\>", r"\|", "*"]
@@ -246,13 +251,13 @@ def test_answer_structure(name):
     assert "[Back to the index](README.md)" in text, f"{name}: no link back to the index"
 
 
-@pytest.mark.parametrize("name", ANSWERS)
-def test_subquestions_open_with_one_bold_sentence(name):
-    lines = _read(name).splitlines()
-    headings = [i for i, line in enumerate(lines) if SUBQUESTION_RE.match(line)]
-    assert headings, f"{name}: no sub-question headings like '## (a) ...'"
-    problems = []
-    for i in headings:
+def _openings(text):
+    """(line index of the heading, heading, first paragraph joined into one line) for every sub-question."""
+    lines = text.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if not SUBQUESTION_RE.match(line):
+            continue
         j = i + 1
         while j < len(lines) and not lines[j].strip():
             j += 1
@@ -260,15 +265,51 @@ def test_subquestions_open_with_one_bold_sentence(name):
         while j < len(lines) and lines[j].strip():
             paragraph.append(lines[j].strip())
             j += 1
-        opening = " ".join(paragraph)
+        out.append((i, line, " ".join(paragraph)))
+    return out
+
+
+def _words_outside_details(text):
+    """Whitespace-separated words (as ``wc -w`` counts them) outside <details> ... </details> blocks."""
+    return len(re.sub(r"<details\b.*?</details>", " ", text, flags=re.S).split())
+
+
+@pytest.mark.parametrize("name", ANSWERS)
+def test_subquestions_open_with_one_bold_sentence(name):
+    openings = _openings(_read(name))
+    assert openings, f"{name}: no sub-question headings like '## (a) ...'"
+    problems = []
+    for i, heading, opening in openings:
         if not (opening.startswith("**") and opening.endswith("**") and opening.count("**") == 2):
-            problems.append(f"line {i + 1} ({lines[i]}): the first paragraph is not one bold sentence")
+            problems.append(f"line {i + 1} ({heading}): the first paragraph is not one bold sentence")
             continue
         sentence = re.sub(r"\$[^$]*\$", "x", opening[2:-2])        # formulas hold no sentence breaks
         if not sentence.endswith(".") or re.search(r"[.!?] +[A-Z]", sentence[:-1]):
-            problems.append(f"line {i + 1} ({lines[i]}): the bold answer is not exactly one sentence")
+            problems.append(f"line {i + 1} ({heading}): the bold answer is not exactly one sentence")
     assert not problems, f"{name}: " + "; ".join(problems)
     assert "**Intuition" not in _read(name), f"{name}: answers open with the answer, not with 'Intuition'"
+
+
+@pytest.mark.parametrize("name", ANSWERS)
+def test_bold_answers_are_short(name):
+    long = [f"line {i + 1} ({heading}): {len(opening.split())} words"
+            for i, heading, opening in _openings(_read(name)) if len(opening.split()) > MAX_OPENING_WORDS]
+    assert not long, f"{name}: bold answers over {MAX_OPENING_WORDS} words: " + "; ".join(long)
+
+
+def test_words_outside_details_within_budget():
+    counts = {name: _words_outside_details(_read(name)) for name in ALL_FILES}
+    total = sum(counts.values())
+    assert total <= MAX_WORDS_OUTSIDE_DETAILS, (
+        f"{total} words outside <details> blocks, more than {MAX_WORDS_OUTSIDE_DETAILS}: {counts}"
+    )
+
+
+def test_length_checks_count_like_wc():
+    text = ("## (a) Q\n\n**One two\nthree.**\n\nBody four five.\n\n<details>\n<summary>Evidence</summary>\n\n"
+            "hidden words here\n\n</details>\n\nsix\n")
+    assert [len(o.split()) for _, _, o in _openings(text)] == [3]
+    assert _words_outside_details(text) == 10
 
 
 @pytest.mark.parametrize("name", ALL_FILES)

@@ -2,10 +2,11 @@
 
 Opened inside the repository, the cell finds ``utils/`` in the notebook's folder or one or two levels
 up. Opened alone -- uploaded to Colab, or a file copied out of the repository -- it unpacks the copy
-of the helpers that the cell itself carries (a zip of ``utils/*.py``, plus the extra's own modules
-for the extra) into ``./vae-ae/``, or, if ``VAE_AE_REPO`` names a git URL or path, clones the whole
-repository there instead (the committed judge weights and results come along). If neither works, it
-stops with one line that says what to do.
+that the cell itself carries into ``./vae-ae/``: an LZMA zip, on the cell's last line, of exactly the
+repository modules the notebook imports (directly or through each other). If ``VAE_AE_REPO`` names a
+git URL or path, it clones the whole repository there instead (the committed judge weights and
+results come along). If neither works, it stops with one line that says what to do. The readable part
+of the cell is about 25 lines; the copy never mixes with it.
 
     python -m tools.bootstrap            # rewrite the first cell of every notebook from the current files
     python -m tools.bootstrap --check    # exit 1 if a notebook carries a stale copy (the tests do this)
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -24,86 +26,107 @@ from pathlib import Path
 from utils.runtime import REPO_ROOT
 
 TAG = "bootstrap"
-NOTEBOOKS = {
-    "Q1_VAE_CVAE.ipynb": ["utils/*.py"],
-    "Q2_VQVAE.ipynb": ["utils/*.py"],
-    "extras/beta_vae_disentanglement.ipynb": ["utils/*.py", "extras/__init__.py", "extras/dsprites.py",
-                                              "extras/disentanglement.py"],
-}
+NOTEBOOKS = ("Q1_VAE_CVAE.ipynb", "Q2_VQVAE.ipynb", "extras/beta_vae_disentanglement.ipynb")
+PACKAGES = ("utils", "extras")            # the importable code a notebook may need; tools/ never travels
 TEMPLATE = '''\
-#@title Helpers: find utils/ beside the notebook, or unpack the copy this cell carries {{ display-mode: "form" }}
-# In the repository this finds utils/ next to (or above) the notebook. Opened alone (Colab, a copied file)
-# it unpacks the zip below into ./vae-ae/, or clones the repository there if VAE_AE_REPO names its URL/path.
-# `python -m tools.bootstrap` regenerates this cell; tests/test_bootstrap.py keeps the copy equal to utils/.
-import base64, io, os, subprocess, sys, zipfile
-from pathlib import Path
-
+#@title Setup: find utils/ beside this notebook, or unpack the copy this cell carries {{ display-mode: "form" }}
+# In the repository: uses utils/ beside or above the notebook. Opened alone (Colab, a copied file): unpacks the
+# compressed copy on the last line (the repository modules this notebook imports) into ./vae-ae/, or clones the
+# repository there if VAE_AE_REPO names its URL or path. `python -m tools.bootstrap` regenerates this cell.
+import base64, io, os, pathlib, subprocess, sys, zipfile
 NEEDS = {needs!r}
-HELPERS = "{payload}"
-
 
 class SetupError(Exception):
     def _render_traceback_(self):  # Jupyter shows this one line instead of a traceback
         return [f"SetupError: {{self}}"]
 
-
-def find_helpers(here=Path.cwd()):
-    """The folder that holds NEEDS: here or above, else ./vae-ae (cloned or unpacked)."""
+def helpers_folder(copy, here=pathlib.Path.cwd()):
     for folder in [here, *here.parents][:3] + [here / "vae-ae"]:
         if all((folder / f).is_file() for f in NEEDS):
             return folder
-    target = here / "vae-ae"
-    if os.environ.get("VAE_AE_REPO"):
-        git = subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ["VAE_AE_REPO"], str(target)],
-                             capture_output=True, text=True)
+    target, repo = here / "vae-ae", os.environ.get("VAE_AE_REPO")
+    if repo:
+        git = subprocess.run(["git", "clone", "-q", "--depth", "1", repo, str(target)], capture_output=True, text=True)
         if git.returncode or not all((target / f).is_file() for f in NEEDS):
-            raise SetupError(f"git clone of VAE_AE_REPO={{os.environ['VAE_AE_REPO']}} failed "
-                             f"({{(git.stderr.strip().splitlines() or ['no utils/ in it'])[-1]}}); "
-                             "fix the URL or unset VAE_AE_REPO to use the copy in this cell")
+            why = (git.stderr.strip().splitlines() or ["no utils/ in it"])[-1]
+            raise SetupError(f"git clone of VAE_AE_REPO={{repo}} failed ({{why}}); fix it or unset VAE_AE_REPO")
         return target
-    if not HELPERS:
+    if not copy:
         raise SetupError("utils/ not found and this cell carries no copy of it: open the notebook inside the "
                          "repository folder, or set VAE_AE_REPO to the repository's git URL or path and rerun")
-    with zipfile.ZipFile(io.BytesIO(base64.b64decode(HELPERS))) as z:
-        z.extractall(target)
+    zipfile.ZipFile(io.BytesIO(base64.b64decode(copy))).extractall(target)
     return target
 
+sys.path.insert(0, str(helpers_folder(copy=
+"{payload}")))'''
+IMPORT_RE = re.compile(r"^\s*(?:from\s+(\.?[\w.]*)\s+import\s+([\w, ()]+)|import\s+([\w.]+))", re.M)
 
-HELPERS_ROOT = find_helpers()
-if str(HELPERS_ROOT) not in sys.path:
-    sys.path.insert(0, str(HELPERS_ROOT))
-'''
+
+def _module_file(name: str) -> Path | None:
+    """utils.metrics -> utils/metrics.py (None for anything outside the repository's packages)."""
+    if name.split(".")[0] not in PACKAGES:
+        return None
+    path = REPO_ROOT / (name.replace(".", "/") + ".py")
+    return path if path.is_file() else None
+
+
+def _imports(source: str, package: str | None = None) -> set[str]:
+    """Modules of the repository's packages that ``source`` imports (``package`` resolves relative imports)."""
+    found = set()
+    for m in IMPORT_RE.finditer(source):
+        base, names, plain = m.groups()
+        if plain:
+            found.add(plain)
+            continue
+        if base.startswith("."):
+            base = package + base if base != "." else package
+        found.add(base)
+        for name in re.split(r"[\s,()]+", names):          # `from utils import data` names a module
+            if name:
+                found.add(f"{base}.{name}")
+    return {n for n in found if _module_file(n)}
 
 
 def files_for(notebook: str) -> list[Path]:
-    """The repository files a notebook's cell carries, in a fixed order."""
-    out: list[Path] = []
-    for pattern in NOTEBOOKS[notebook]:
-        out += sorted(REPO_ROOT.glob(pattern))
-    return [p for p in out if p.is_file()]
+    """The repository files a notebook imports, directly or through each other, plus their packages'
+    __init__.py, in a fixed order."""
+    import nbformat
+
+    nb = nbformat.read(REPO_ROOT / notebook, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code" and TAG not in c.metadata.get("tags", []))
+    todo, seen = sorted(_imports(code)), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += sorted(_imports(_module_file(name).read_text(), name.rsplit(".", 1)[0]))
+    files = {_module_file(n) for n in seen} | {REPO_ROOT / n.split(".")[0] / "__init__.py" for n in seen}
+    return sorted(f for f in files if f.is_file())
 
 
 def payload(files: list[Path]) -> str:
-    """A zip of ``files`` (paths relative to the repository, fixed timestamps) as one base64 line."""
+    """A zip (LZMA, fixed timestamps, paths relative to the repository) of ``files`` as one base64 line."""
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_LZMA) as z:
         for path in files:
             info = zipfile.ZipInfo(path.relative_to(REPO_ROOT).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_LZMA
             info.external_attr = 0o644 << 16
             z.writestr(info, path.read_bytes())
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def cell_source(notebook: str, with_copy: bool = True) -> str:
-    needs = ["utils/runtime.py"] + [p for p in NOTEBOOKS[notebook] if "*" not in p and p.endswith(".py")][-1:]
-    return TEMPLATE.format(needs=needs, payload=payload(files_for(notebook)) if with_copy else "")
+    files = files_for(notebook)
+    extra = [p.relative_to(REPO_ROOT).as_posix() for p in files if p.parent.name == "extras" and p.stem != "__init__"]
+    needs = ["utils/runtime.py"] + extra[-1:]
+    return TEMPLATE.format(needs=needs, payload=payload(files) if with_copy else "")
 
 
 def carried_files(source: str) -> dict[str, bytes]:
     """The files a bootstrap cell's source carries: {relative path: bytes}."""
-    line = next((l for l in source.splitlines() if l.startswith("HELPERS = ")), 'HELPERS = ""')
-    data = line.split('"')[1]
+    data = source.rstrip().splitlines()[-1].split('"')[1] if source.rstrip().endswith('")))') else ""
     if not data:
         return {}
     with zipfile.ZipFile(io.BytesIO(base64.b64decode(data))) as z:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .batches import ResidentBatches
 from .runtime import REPO_ROOT, progress
+from .training import make_adam, stop_if_nonfinite
 
 JUDGE_PATH = Path(__file__).with_name("mnist_judge.pt")
 RECIPE = dict(epochs=5, batch_size=128, lr=1e-3, lr_last_epoch=1e-4, seed=0)   # Adam, lr / 10 in the last epoch
@@ -61,20 +62,25 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, epochs: int = RECIPE["epo
     resident tensors ``x`` (N, 1, 28, 28) in [0, 1], labels ``y``."""
     torch.manual_seed(seed)
     model = MnistClassifier().to(x.device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = make_adam(model.parameters(), lr, x.device)
+    # lr for every epoch but the last, lr_last_epoch for the last one
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, [epochs - 1], gamma=lr_last_epoch / lr) \
+        if epochs > 1 else None
     batches = ResidentBatches(x, y, batch_size=batch_size, seed=seed)
+    losses = torch.zeros(epochs * len(batches), device=x.device)
     model.train()
-    bar = progress(total=epochs * len(batches), desc="MNIST judge")
-    for epoch in range(epochs):
-        if epoch == epochs - 1 and epochs > 1:
-            for group in opt.param_groups:
-                group["lr"] = lr_last_epoch
+    step = 0
+    for _ in progress(range(epochs), desc="MNIST judge (epochs)"):
         for xb, yb in batches:
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(xb), yb).backward()
-            opt.step()
-            bar.update()
-    bar.close()
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            losses[step] = loss.detach()
+            step += 1
+        stop_if_nonfinite(losses[:step], "MNIST judge")
+        if schedule is not None:
+            schedule.step()
     return model.eval()
 
 
@@ -99,10 +105,25 @@ def save_weights(model: MnistClassifier, path: str | Path, **info) -> Path:
     return path
 
 
+class JudgeWeightsError(RuntimeError):
+    """The judge's weights file is there but unusable; the message names it and how to rebuild it."""
+
+
 def load_weights(path: str | Path, device: torch.device | str = "cpu") -> MnistClassifier:
-    model = MnistClassifier()
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict({k: v.float() for k, v in blob["model"].items()})
+    """The judge stored at ``path``; a truncated, empty or foreign file is a JudgeWeightsError naming it."""
+    path = Path(path)
+    fix = ("restore it (`git checkout -- utils/mnist_judge.pt`; with Git LFS, `git lfs pull`) or rebuild it "
+           "with `python -m utils.classifier`" if path == JUDGE_PATH else "delete it; it is rebuilt on the next run")
+    head = path.read_bytes()[:64]
+    if head.startswith(b"version https://git-lfs"):
+        raise JudgeWeightsError(f"{path} is a Git LFS pointer, not the weights: {fix}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        model = MnistClassifier()
+        model.load_state_dict({k: v.float() for k, v in blob["model"].items()})
+    except Exception as err:   # empty, truncated, random bytes, another network's weights
+        raise JudgeWeightsError(f"{path} is not a readable judge checkpoint ({type(err).__name__}: "
+                                f"{str(err).splitlines()[0][:80] if str(err) else 'no detail'}): {fix}") from None
     return model.to(device).eval()
 
 
@@ -121,8 +142,10 @@ def load_judge(device: torch.device | str = "cpu", x_train: torch.Tensor | None 
         return load_weights(cache, device), f"loaded {cache.relative_to(REPO_ROOT).as_posix()} (trained here earlier)"
     model = train_classifier(x_train, y_train, epochs=epochs)
     save_weights(model, cache, epochs=epochs, n_train=len(x_train))
-    return load_weights(cache, device), (f"{JUDGE_PATH.name} not found, so trained by the same recipe "
-                                         f"({epochs} epochs on {len(x_train):,} digits), cached in checkpoints/")
+    return load_weights(cache, device), (f"{JUDGE_PATH.name} not found beside this notebook, so the judge was "
+                                         f"RETRAINED here by the same recipe ({epochs} epochs on {len(x_train):,} "
+                                         "digits; cached in checkpoints/): scores below may differ a little from "
+                                         "the committed run's")
 
 
 def test_accuracy(model: MnistClassifier, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -1,19 +1,22 @@
-"""MNIST, FashionMNIST and CIFAR-10 as tensors, offline first, decoded once and cached.
+"""MNIST and CIFAR-10 as tensors, offline first, decoded once and cached.
 
     x, y = load_dataset("mnist", "train", device=device)   # x: (N, 1, 28, 28) float in [0, 1]
 
 Where the loaders look (``root`` defaults to ``data/`` in the repository, or ``$DATA_ROOT``):
 
-* MNIST / FashionMNIST: torchvision's layout, ``root/MNIST/raw/*-ubyte``.
+* MNIST: torchvision's layout, ``root/MNIST/raw/*-ubyte``.
 * CIFAR-10: torchvision's pickles ``root/cifar-10-batches-py`` or the ImageFolder JPEG copy
   ``root/cifar10-jpg/{train,test}/<class>/*.jpg`` (the course's offline copy).
 
 Only when none is there does torchvision download (e.g. on Colab). Offline, a missing data set ends
-in one ``DataNotFoundError`` that names the folder and the command that fills it.
+in one ``DataNotFoundError`` that names the folder and the command that fills it; a file that is there
+but truncated or corrupt ends in a ``DataCorruptError`` that names the file and how to replace it.
 """
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -21,18 +24,19 @@ import torch
 from .runtime import REPO_ROOT
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-_ALIASES = {
-    "mnist": "mnist",
-    "fashion_mnist": "fashion_mnist", "fashion-mnist": "fashion_mnist", "fashionmnist": "fashion_mnist",
-    "cifar10": "cifar10", "cifar-10": "cifar10", "cifar_10": "cifar10",
-}
-DATASETS = ("mnist", "fashion_mnist", "cifar10")
+_ALIASES = {"mnist": "mnist", "cifar10": "cifar10", "cifar-10": "cifar10", "cifar_10": "cifar10"}
+DATASETS = ("mnist", "cifar10")
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 _CACHE_VERSION = 1
 FILL_HINT = "../shared/data/unpack.sh data"
 
 
 class DataNotFoundError(FileNotFoundError):
     """The data set is neither on disk nor downloadable; the message says how to fill the folder."""
+
+
+class DataCorruptError(ValueError):
+    """A data file is on disk but truncated or unreadable; the message names it and how to replace it."""
 
 
 def default_root() -> Path:
@@ -48,7 +52,6 @@ def canonical_name(name: str) -> str:
 
 _EXPECTED = {
     "MNIST": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (from yann.lecun.com/exdb/mnist, gunzipped)",
-    "FashionMNIST": "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte",
     "CIFAR-10": "cifar-10-batches-py/ (www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, unpacked) "
                 "or cifar10-jpg/{train,test}/<class>/*.jpg",
 }
@@ -63,9 +66,35 @@ def _missing(name: str, root: Path, why: str = "") -> DataNotFoundError:
     )
 
 
+def _idx_problem(path: Path) -> str:
+    """Why an IDX file (MNIST's format) is unusable, or "" if its size matches what its header declares."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4 or head[:3] != b"\x00\x00\x08":
+            return "it does not start with an IDX header (a .gz not yet gunzipped? another file?)"
+        dims = f.read(4 * head[3])
+    if len(dims) < 4 * head[3]:
+        return f"its header is cut short ({size} bytes)"
+    expected = 4 + len(dims) + math.prod(int.from_bytes(dims[i:i + 4], "big") for i in range(0, len(dims), 4))
+    return "" if size == expected else f"it has {size:,} bytes where its header promises {expected:,}: truncated"
+
+
+def _check_mnist_files(root: Path) -> None:
+    """Raw MNIST files that are there must be whole (torchvision would call a broken one 'not found')."""
+    for name in MNIST_FILES:
+        path = root / "MNIST" / "raw" / name
+        why = _idx_problem(path) if path.is_file() else ""
+        if why:
+            raise DataCorruptError(
+                f"{path}: {why}. Delete it and put the original back (gunzip the .gz of the MNIST distribution, "
+                f"`{FILL_HINT}`, or `python -m utils.data` online).")
+
+
 def _torchvision_mnist(cls_name: str, root: Path, download: bool) -> dict:
     import torchvision
 
+    _check_mnist_files(root)
     cls = getattr(torchvision.datasets, cls_name)
     out = {}
     for split, train in (("train", True), ("test", False)):
@@ -142,13 +171,14 @@ def load_raw(name: str, root: str | Path | None = None, download: bool | None = 
         download = os.environ.get("DATA_DOWNLOAD", "1") != "0"
     cache = root / "cache" / f"{name}.pt"
     if cache.exists():
-        blob = torch.load(cache, weights_only=True, mmap=True)  # pages are read only when touched
+        try:
+            blob = torch.load(cache, weights_only=True, mmap=True)  # pages are read only when touched
+        except Exception as err:            # truncated or foreign file: the cache is derived data, rebuild it
+            warnings.warn(f"{cache} is unreadable ({type(err).__name__}); rebuilding it from the raw files")
+            blob = {}
         if blob.get("version") == _CACHE_VERSION:
             return blob
-    if name == "cifar10":
-        blob = _cifar10(root, download)
-    else:
-        blob = _torchvision_mnist({"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[name], root, download)
+    blob = _cifar10(root, download) if name == "cifar10" else _torchvision_mnist("MNIST", root, download)
     blob["version"] = _CACHE_VERSION
     blob["classes"] = list(blob["classes"])
     cache.parent.mkdir(parents=True, exist_ok=True)
