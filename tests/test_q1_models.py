@@ -162,7 +162,7 @@ def test_iwae_is_at_least_the_elbo_and_equal_at_k1():
         elbo = -(torch.stack([nb.vae_loss_terms(model.decoder(nb.reparameterize(mu, logvar)), x, mu, logvar)[0]
                               for _ in range(200)]).mean(0) + nb.kl_standard_normal(mu, logvar))
     assert iwae.mean() > elbo.mean() + 2.0
-    torch.testing.assert_close(log_w.mean(0).mean(), elbo.mean(), rtol=0, atol=1.0)
+    torch.testing.assert_close(log_w.mean(0).mean(), elbo.mean(), rtol=0, atol=2.0)   # Monte Carlo error ~0.5
     log_w1 = nb.iwae_log_weights(model, x, k=1)
     torch.testing.assert_close(nb.iwae_bound(log_w1), log_w1[0])
 
@@ -346,14 +346,27 @@ def test_bad_input_gives_one_clear_error(case):
     assert fragment in str(info.value)
 
 
-def test_a_nan_that_the_upfront_check_cannot_see_stops_training_with_a_clear_message():
-    """A loader that exposes no data set: the first batch is checked, a NaN in a later batch surfaces as a
-    non-finite loss at the end of the epoch, named."""
+def test_a_nan_that_the_upfront_check_cannot_see_gives_a_clear_error():
+    """A loader that exposes no data set: its first batch is checked before the first step; a NaN pixel in a later
+    batch is named by the loss's own check (on the CPU), and a loss that goes NaN for any other reason stops the run
+    at the end of the epoch with a message that names the run and the epoch."""
     good, bad = random_images(4), _nan_images()[:4]
+    for batches in (Batches((bad,), (good,)), Batches((good,), (bad,))):
+        with pytest.raises(ValueError, match="NaN"):
+            nb.train_vae_mlp(nb.VAE_MLP(784, 16, 2, "cpu"), batches, 1, verbose=False)
+    model = nb.VAE_MLP(784, 16, 2, "cpu")
+    with torch.no_grad():
+        model.fc_mu.weight[0, 0] = float("nan")                  # broken weights: the decoder outputs NaN
+    with pytest.raises(ValueError, match="weights went NaN"):
+        nb.train_vae_mlp(model, Batches((good,), (good,)), 1, verbose=False)
+    with pytest.raises(ValueError, match="logits"):              # logits where probabilities are expected
+        nb.vae_loss(torch.randn(2, 784) * 5, random_images(2), torch.zeros(2, 4), torch.zeros(2, 4))
+    model = nb.VAE_MLP(784, 16, 2, "cpu")
+    with torch.no_grad():
+        model.fc_mu.bias.fill_(1e20)                              # mu^2 overflows: the KL is infinite
+        model.decoder[0].weight.zero_()                           # (the decoder ignores z, so x_hat stays finite)
     with pytest.raises(NonFiniteLossError, match="VAE, epoch 1"):
-        nb.train_vae_mlp(nb.VAE_MLP(784, 16, 2, "cpu"), Batches((good,), (bad,)), 1, verbose=False)
-    with pytest.raises(ValueError, match="NaN"):                     # in the first batch: the check names it
-        nb.train_vae_mlp(nb.VAE_MLP(784, 16, 2, "cpu"), Batches((bad,), (good,)), 1, verbose=False)
+        nb.train_vae_mlp(model, Batches((good,)), 1, verbose=False)
 
 
 # --- section D: rows, density, probe -------------------------------------------------------------
