@@ -8,8 +8,9 @@
 # Stages
 #   smoke    tests/test_cuda_graph.py (graph vs eager for the real VAE and VQ-VAE updates; on a CUDA machine a
 #            skip counts as a failure) and all three notebooks in fast mode (executed copies in runs/fast/).
-#   q1       Q1_VAE_CVAE.ipynb, then extras/beta_vae_disentanglement.ipynb, executed in place in full mode.
-#   q2       Q2_VQVAE.ipynb executed in place in full mode.
+#   q1       Q1_VAE_CVAE.ipynb, then extras/beta_vae_disentanglement.ipynb, recorded in full mode (in place,
+#            results/ refreshed: python -m tools.notebooks --record).
+#   q2       Q2_VQVAE.ipynb recorded in full mode.
 #   bench    bench/bench_q2.py: the skeleton's loop, the notebook's eager loop and the opt-in CUDA-graph loop,
 #            1,000 timed updates each after 50 warm-up updates, in one process -> results/bench_q2.json.
 #   collect DIR   copies the three notebooks, plus results/ and the logs as two archives, into DIR (5 files).
@@ -18,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export MPLBACKEND=Agg PYTHONUNBUFFERED=1 DATA_DOWNLOAD=0
 fast=0; case "${FAST:-0}" in 1|true|yes) fast=1 ;; esac
+record=--record; [ "$fast" = 1 ] && record=""    # a smoke run never replaces the committed record
 [ "$fast" = 1 ] || export MODE=full
 logs=runs/gpu_logs; mkdir -p "$logs"
 
@@ -49,17 +51,17 @@ while [ $# -gt 0 ]; do
       stage cuda_tests cuda_tests
       stage smoke_notebooks env FAST=1 python -m tools.notebooks ;;
     q1)
-      stage q1 python -m tools.notebooks Q1_VAE_CVAE.ipynb
-      stage extra python -m tools.notebooks extras/beta_vae_disentanglement.ipynb ;;
+      stage q1 python -m tools.notebooks $record Q1_VAE_CVAE.ipynb
+      stage extra python -m tools.notebooks $record extras/beta_vae_disentanglement.ipynb ;;
     q2)
-      stage q2 python -m tools.notebooks Q2_VQVAE.ipynb ;;
+      stage q2 python -m tools.notebooks $record Q2_VQVAE.ipynb ;;
     bench)
       if [ "$fast" = 1 ]; then stage bench python bench/bench_q2.py --updates 5 --warmup 2 --test-limit 256
       else stage bench python bench/bench_q2.py --updates 1000 --warmup 50; fi ;;
     collect)
       dest=${2:?collect needs a folder}; shift; mkdir -p "$dest"
       if [ "$fast" = 1 ]; then
-        nbs=(runs/fast/Q1_VAE_CVAE.ipynb runs/fast/Q2_VQVAE.ipynb runs/fast/beta_vae_disentanglement.ipynb)
+        nbs=(runs/fast/Q1_VAE_CVAE.ipynb runs/fast/Q2_VQVAE.ipynb runs/fast/beta_vae_disentanglement.ipynb)  # copies
         results=runs/fast/results
       else
         nbs=(Q1_VAE_CVAE.ipynb Q2_VQVAE.ipynb extras/beta_vae_disentanglement.ipynb); results=results

@@ -189,14 +189,24 @@ def factorvae_votes(represent: Represent, factor_sizes: Sequence[int], n_votes: 
 
 def factorvae_score(represent: Represent, factor_sizes: Sequence[int], n_train: int = 10_000,
                     n_test: int = 5_000, batch_size: int = 64, n_variance: int = 10_000,
-                    prune_threshold: float = 0.05, seed: int = 0, device=None, chunk: int = 4096) -> dict:
+                    prune_threshold: float = 0.05, seed: int = 0, device=None, chunk: int = 4096,
+                    active: torch.Tensor | None = None) -> dict:
     """The FactorVAE disentanglement metric: accuracy of the per-unit majority vote on fresh votes.
+
+    ``active``: a (D,) bool mask of the units to keep, to use one's own definition of an active unit;
+    by default Kim & Mnih's pruning, std of the unit over the data >= ``prune_threshold``.
     Returns {"test_accuracy", "train_accuracy", "chance", "active_dims", "majority", "votes"}."""
     sizes = _check_sizes(factor_sizes)
     gen = torch.Generator().manual_seed(seed)
     z = _encode(represent, _sample(int(n_variance), sizes, gen), device, chunk)
     global_var = z.var(dim=0, unbiased=True)
-    active = global_var.sqrt() >= prune_threshold
+    if active is None:
+        active = global_var.sqrt() >= prune_threshold
+    else:
+        active = torch.as_tensor(active).cpu()
+        if active.dtype != torch.bool or active.shape != global_var.shape:
+            raise ValueError(f"active must be a bool mask with one entry per unit, shape {tuple(global_var.shape)}; "
+                             f"got {active.dtype} {tuple(active.shape)}")
     result = {"chance": 1.0 / len(sizes), "active_dims": int(active.sum()), "n_train": int(n_train),
               "n_test": int(n_test), "batch_size": int(batch_size)}
     if not active.any():  # every unit collapsed: nothing can be voted for

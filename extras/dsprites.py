@@ -48,12 +48,15 @@ SCALES = torch.linspace(0.5, 1.0, 6, dtype=torch.float64)
 ORIENTATIONS = torch.linspace(0.0, 2 * math.pi, 40, dtype=torch.float64)
 POSITIONS = torch.linspace(0.0, 1.0, 32, dtype=torch.float64)
 
-# Geometry (our choice, in pixels): the centre of the sprite moves by exactly one pixel per position
-# step, from pixel corner 16 to 47 (so a shift in posX is an exact one-pixel translation of the
-# image), and a shape of scale s fits in a circle of radius s * RADIUS_PX, so that even at scale 1
-# and the extreme positions it stays inside the 64x64 frame (16 - 12 = 4 px margin at least).
+# Geometry (our choice, in pixels of the 64x64 image): the centre of the sprite moves by exactly one
+# pixel per position step, from pixel corner 16 to 47 (so a shift in posX is an exact one-pixel
+# translation of the image), and a shape of scale s fits in a circle of radius s * RADIUS_PX, so that
+# even at scale 1 and the extreme positions it stays inside the 64x64 frame (16 - 12 = 4 px margin at
+# least). Another image size scales the whole geometry by size / 64 (at 32 px: centres from 8 to 23.5
+# in half-pixel steps, radius 6 px), so the same factors draw the same picture at any supported size.
 FIRST_CENTRE_PX = 16
 RADIUS_PX = 12.0
+SUPPORTED_SIZES = (32, 64)  # at 16 px the smallest sprites (radius 1.5 px) can miss every pixel centre
 
 # Bases of the mixed-radix index: index = sum_k factor_k * BASES[k] (posY is the fastest digit).
 BASES = tuple(math.prod(FACTOR_SIZES[k + 1:]) for k in range(len(FACTOR_SIZES)))
@@ -162,8 +165,14 @@ def _raster(shape, scale, angle, cx, cy, size: int) -> torch.Tensor:
     return out
 
 
+def _check_size(size) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size not in SUPPORTED_SIZES:
+        raise ValueError(f"image size must be one of {SUPPORTED_SIZES} pixels; got {size!r}")
+    return size
+
+
 def render(factors: torch.Tensor, chunk: int | None = None, size: int = IMAGE_SIZE) -> torch.Tensor:
-    """Draw factor vectors as binary images: (N, 5) indices -> (N, 1, 64, 64) uint8 in {0, 1}.
+    """Draw factor vectors as binary images: (N, 5) indices -> (N, 1, size, size) uint8 in {0, 1}.
 
     Vectorised over the batch, on the device of ``factors``, ``chunk`` images at a time (default 1024
     on a CPU, where that stays in cache, 8192 on a GPU; temporaries take ~30 bytes per pixel).
@@ -171,16 +180,18 @@ def render(factors: torch.Tensor, chunk: int | None = None, size: int = IMAGE_SI
     Convert with ``x.float()`` for a network.
     """
     factors = _check_factors(factors)
+    size = _check_size(size)
     dev = factors.device
+    px = size / IMAGE_SIZE  # one pixel of the 64x64 geometry, in pixels of this image
     chunk = int(chunk or (8192 if dev.type == "cuda" else 1024))
     out = torch.empty(len(factors), 1, size, size, dtype=torch.uint8, device=dev)
-    scales = SCALES.to(dev, torch.float32)
+    scales = SCALES.to(dev, torch.float32) * px
     angles = ORIENTATIONS.to(dev, torch.float32)
     for start in range(0, len(factors), chunk):
         f = factors[start:start + chunk]
         # centre on a pixel corner, moving exactly 1 px per position step (see FIRST_CENTRE_PX)
-        cx = (FIRST_CENTRE_PX + f[:, 3]).float()
-        cy = (FIRST_CENTRE_PX + f[:, 4]).float()
+        cx = (FIRST_CENTRE_PX + f[:, 3]).float() * px
+        cy = (FIRST_CENTRE_PX + f[:, 4]).float() * px
         out[start:start + chunk, 0] = _raster(f[:, 0], scales[f[:, 1]], angles[f[:, 2]], cx, cy, size)
     return out
 
@@ -192,14 +203,16 @@ def render_values(shape, scale, orientation, pos_x, pos_y, size: int = IMAGE_SIZ
     leave the frame); ``pos_x``, ``pos_y`` in [0, 1]. Scalars or 1-D tensors (broadcast together).
     Returns (N, 1, size, size) uint8. On the grid values this equals ``render`` up to float rounding.
     """
+    size = _check_size(size)
+    px = size / IMAGE_SIZE
     shape, scale, orientation, pos_x, pos_y = torch.broadcast_tensors(
         *(torch.as_tensor(t, dtype=torch.float64).flatten() for t in (shape, scale, orientation, pos_x, pos_y)))
     if ((shape != shape.round()) | (shape < 0) | (shape > 2)).any():
         raise ValueError(f"shape must be an index 0, 1 or 2 ({SHAPES}); got {shape.unique().tolist()}")
     span = POSITIONS.numel() - 1  # 31 px between the first and the last position
-    cx = (FIRST_CENTRE_PX + pos_x * span).float()
-    cy = (FIRST_CENTRE_PX + pos_y * span).float()
-    img = _raster(shape.long(), scale.float(), orientation.float(), cx, cy, size)
+    cx = ((FIRST_CENTRE_PX + pos_x * span) * px).float()
+    cy = ((FIRST_CENTRE_PX + pos_y * span) * px).float()
+    img = _raster(shape.long(), (scale * px).float(), orientation.float(), cx, cy, size)
     return img.to(torch.uint8).unsqueeze(1)
 
 

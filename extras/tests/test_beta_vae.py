@@ -1,14 +1,16 @@
-"""The β-VAE of extras/beta_vae_disentanglement.ipynb (its `defs` cells): shapes, the loss terms against
-torch.distributions, the capacity objective and schedule, and that a few training steps learn."""
+"""The β-VAE of extras/beta_vae_disentanglement.ipynb (its `defs` cells): the task's factors and grid, shapes,
+the loss terms against torch.distributions, the training loop's shape and history, the grid evaluation against a
+direct computation, the traversal, and a clear error for every bad input a user can hand it."""
 import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from utils.batches import ResidentBatches
-from extras.dsprites import make_dataset, render, sample_factors
+from extras.dsprites import render
 from tools.notebooks import load_definitions
+from utils.training import NonFiniteLossError
 
 nb = load_definitions("extras/beta_vae_disentanglement.ipynb")
+SMALL = dict(metric_train=200, metric_test=200, metric_L=16, active_var=0.01)
 
 
 @pytest.fixture(scope="module")
@@ -17,16 +19,37 @@ def model():
     return nb.BetaVAE().eval()
 
 
-def test_shapes_and_input_checks(model):
-    x = nb.as_input(render(sample_factors(5, torch.Generator().manual_seed(0))))
+@pytest.fixture(scope="module")
+def grid():
+    g = nb.task_grid()
+    return g, render(nb.to_dsprites(g), size=nb.IMAGE_SIZE).float()
+
+
+def test_task_grid_covers_every_combination_once_and_grid_index_inverts_it(grid):
+    g, x = grid
+    assert g.shape == (6 * 32 * 32, 3) and x.shape == (6144, 1, 32, 32)
+    assert torch.equal(nb.grid_index(g), torch.arange(6144))
+    full = nb.to_dsprites(g)
+    assert (full[:, 0] == nb.FIXED["shape"]).all() and (full[:, 2] == nb.FIXED["orientation"]).all()
+    assert torch.equal(full[:, [1, 3, 4]], g)
+    assert (x.flatten(1).sum(1) > 0).all()  # every image of the task shows its sprite
+
+
+def test_sample_batch_is_seeded_and_renders_its_factors():
+    x, f = nb.sample_batch(16, torch.Generator().manual_seed(0), torch.device("cpu"))
+    x2, f2 = nb.sample_batch(16, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert torch.equal(f, f2) and torch.equal(x, x2) and x.dtype == torch.float32
+    assert torch.equal(x, render(nb.to_dsprites(f), size=32).float())
+    for k, size in enumerate(nb.TASK_SIZES):
+        assert f[:, k].min() >= 0 and f[:, k].max() < size
+
+
+def test_shapes(model):
+    x, _ = nb.sample_batch(5, torch.Generator().manual_seed(0), torch.device("cpu"))
     mu, logvar = model.encode(x)
     assert mu.shape == logvar.shape == (5, nb.LATENT_DIM)
     x_logits, mu2, _ = model(x)
-    assert x_logits.shape == (5, 1, 64, 64) and torch.equal(mu, mu2)
-    with pytest.raises(ValueError, match=r"\(N, 1, 64, 64\)"):
-        model.encode(torch.zeros(2, 1, 28, 28))
-    with pytest.raises(TypeError, match="as_input"):
-        model.encode(torch.zeros(2, 1, 64, 64, dtype=torch.uint8))
+    assert x_logits.shape == (5, 1, 32, 32) and torch.equal(mu, mu2)
 
 
 def test_kl_per_unit_matches_torch_distributions():
@@ -36,21 +59,14 @@ def test_kl_per_unit_matches_torch_distributions():
     assert torch.allclose(nb.kl_per_unit(mu, logvar), ref, atol=1e-6)
 
 
-def test_bernoulli_nll_matches_torch_distributions():
-    g = torch.Generator().manual_seed(2)
-    logits = 3 * torch.randn(4, 1, 64, 64, generator=g)
-    x = (torch.rand(4, 1, 64, 64, generator=g) > 0.9).float()
-    ref = -Bernoulli(logits=logits).log_prob(x).flatten(1).sum(1)
-    assert torch.allclose(nb.bernoulli_nll(logits, x), ref, rtol=1e-5)
-
-
 def test_beta_vae_loss_is_recon_plus_beta_kl_and_beta1_is_the_negative_elbo():
     g = torch.Generator().manual_seed(3)
-    logits = torch.randn(6, 1, 64, 64, generator=g)
-    x = (torch.rand(6, 1, 64, 64, generator=g) > 0.8).float()
+    logits = torch.randn(6, 1, 32, 32, generator=g)
+    x = (torch.rand(6, 1, 32, 32, generator=g) > 0.8).float()
     mu, logvar = torch.randn(6, 10, generator=g), torch.randn(6, 10, generator=g)
     recon = -Bernoulli(logits=logits).log_prob(x).flatten(1).sum(1).mean()
     kl = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(1).mean()
+    assert torch.allclose(nb.bernoulli_nll(logits, x).mean(), recon, rtol=1e-5)
     for beta in (1.0, 4.0):
         out = nb.beta_vae_loss(logits, x, mu, logvar, beta)
         assert out["recon"] == pytest.approx(float(recon), rel=1e-5)
@@ -58,50 +74,122 @@ def test_beta_vae_loss_is_recon_plus_beta_kl_and_beta1_is_the_negative_elbo():
         assert out["loss"] == pytest.approx(float(recon + beta * kl), rel=1e-5)
 
 
-def test_capacity_objective_and_schedule():
-    assert nb.capacity_at(0, 25.0, 100) == 0.0
-    assert nb.capacity_at(50, 25.0, 100) == pytest.approx(12.5)
-    assert nb.capacity_at(500, 25.0, 100) == 25.0
-    g = torch.Generator().manual_seed(4)
-    logits = torch.randn(3, 1, 64, 64, generator=g)
-    x = (torch.rand(3, 1, 64, 64, generator=g) > 0.8).float()
-    mu = torch.randn(3, 10, generator=g).requires_grad_()
-    logvar = torch.zeros(3, 10)
-    with torch.no_grad():
-        base = nb.beta_vae_loss(logits, x, mu, logvar, 1.0)
-    for c, sign in ((0.0, 1.0), (1e3, -1.0)):
-        out = nb.capacity_loss(logits, x, mu, logvar, gamma=10.0, capacity=c)
-        assert float(out["loss"].detach()) == pytest.approx(float(base["recon"] + 10.0 * abs(base["kl"] - c)), rel=1e-5)
-        (grad,) = torch.autograd.grad(out["loss"], mu)
-        # below the target capacity the objective pushes the KL up (|mu| grows), above it down
-        assert float((grad * mu.detach()).sum()) * sign > 0
-
-
-def test_a_few_training_steps_lower_the_loss_and_the_time_guard_stops():
-    x, f = make_dataset(64, seed=0)
+def test_training_learns_evaluates_at_the_asked_steps_and_returns_lists(grid, one_thread):
+    _, x = grid
     torch.manual_seed(0)
     m = nb.BetaVAE()
-    batches = ResidentBatches(x, f, batch_size=4, seed=0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny batches: one thread avoids oversubscription on a busy CI machine
-    try:
-        hist = nb.train_vae(m, batches, 20, {"beta": 4.0}, 1e-3, torch.device("cpu"), amp=False)
-        stopped = nb.train_vae(m, batches, 10_000, {"gamma": 100.0, "c_max": 5.0}, 1e-3, torch.device("cpu"),
-                               amp=False, max_seconds=0.0)
-    finally:
-        torch.set_num_threads(threads)
-    assert hist["steps_done"] == 20
-    assert hist["loss"][-1] < 0.5 * hist["loss"][0]  # 2,800 nats at the start: it learns the black background
-    assert stopped["steps_done"] == 1
+    calls = []
+
+    def evaluate(model):
+        calls.append(model.training)
+        return {"score": float(len(calls))}
+
+    hist = nb.train_beta_vae(m, 4.0, 20, 8, 1e-3, seed=0, evaluate=evaluate, eval_steps=[0, 10, 20])
+    assert hist["eval_step"] == [0, 10, 20] and hist["score"] == [1.0, 2.0, 3.0]
+    assert calls == [False, False, False]  # evaluated in eval mode
+    assert all(isinstance(v, list) for v in hist.values()) and len(hist["loss"]) == 20
+    assert hist["loss"] == pytest.approx([r + 4.0 * k for r, k in zip(hist["recon"], hist["kl"])], rel=1e-4)
+    assert sum(hist["loss"][-5:]) < 0.5 * sum(hist["loss"][:5])  # ~700 nats at first: it learns the black background
+    assert not m.training
 
 
-def test_evaluation_representation_and_traversal(model):
-    x, f = make_dataset(40, seed=1)
-    ev = nb.evaluate_vae(model, x, batch_size=16)
-    assert ev["mu"].shape == (40, nb.LATENT_DIM)
-    assert ev["kl"] == pytest.approx(float(ev["kl_per_unit"].sum()), rel=1e-6)
-    assert torch.allclose(ev["mu"], model.encode(nb.as_input(x))[0], atol=1e-5)
-    represent = nb.encoder_representation(model, chunk=16)
-    assert torch.allclose(represent(f), ev["mu"], atol=1e-5)
-    imgs = nb.traverse(model, x[0], [2, 5], torch.linspace(-2, 2, 4))
-    assert imgs.shape == (8, 1, 64, 64) and imgs.min() >= 0 and imgs.max() <= 1
+def test_grid_evaluation_matches_a_direct_computation(model, grid):
+    g, x = grid
+    enc = nb.encode_grid(model, x[:300], chunk=128)
+    mu, logvar = model.encode(x[:300])
+    assert torch.allclose(enc["mu"], mu.double(), atol=1e-5)
+    assert torch.allclose(enc["kl_per_unit"], nb.kl_per_unit(mu, logvar).double().mean(0), rtol=1e-4)
+    assert enc["recon"] == pytest.approx(float(nb.bernoulli_nll(model.decoder(mu), x[:300]).mean()), rel=1e-5)
+
+
+def test_active_units_one_definition_and_scores_of_known_codes(grid):
+    g, _ = grid
+    truth = g.double() / (torch.tensor(nb.TASK_SIZES) - 1)
+    code = torch.cat([truth, torch.full((len(g), 2), 0.5, dtype=torch.float64)], dim=1)  # 2 dead units
+    assert nb.active_mask(code, 0.01).tolist() == [True, True, True, False, False]
+    s = nb.score_code(code, 500, 500, 16, nb.active_mask(code, 0.01))
+    assert s["higgins"] >= 0.99 and s["factorvae"] == 1.0
+    rot45 = nb.score_code(torch.cat([truth[:, :1], (truth[:, 1:] @ torch.tensor([[1.0, -1.0], [1.0, 1.0]],
+                                                                            dtype=torch.float64))], 1), 1000, 1000, 16)
+    assert 0.55 < rot45["factorvae"] < 0.8  # posX and posY confused: about 2/3
+
+
+def test_evaluate_model_returns_the_tracked_numbers(model, grid):
+    _, x = grid
+    r = nb.evaluate_model(model, x, SMALL, seed=0)
+    assert set(r) == {"higgins", "factorvae", "active_units", "grid_recon", "grid_kl"}
+    assert 0 <= r["higgins"] <= 1 and 0 <= r["factorvae"] <= 1 and 0 <= r["active_units"] <= nb.LATENT_DIM
+
+
+def test_traversal_shows_original_reconstruction_and_sweep(model, grid):
+    _, x = grid
+    imgs = nb.traverse(model, x[:1], [2, 5], torch.linspace(-2, 2, 4))
+    assert imgs.shape == (2, 6, 1, 32, 32) and imgs.min() >= 0 and imgs.max() <= 1
+    assert torch.equal(imgs[0, 0], x[0]) and torch.equal(imgs[1, 0], x[0])
+    assert torch.allclose(imgs[0, 1], torch.sigmoid(model.decoder(model.encode(x[:1])[0]))[0])
+    assert nb.top_factors(torch.tensor([0.05, 0.6, 0.3]), nb.TASK_FACTORS) == "posX 0.60 + posY 0.30"
+
+
+# ---- bad input: a clear error that names the input and the fix ----------------------------------------------
+
+def _images(kind):
+    x = (torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0)) > 0.9).float()
+    return {
+        "uint8": x.to(torch.uint8),
+        "0-255": x * 255,
+        "nan": x.masked_fill(torch.zeros_like(x, dtype=torch.bool).index_fill_(3, torch.tensor([3]), True), float("nan")),
+        "64 px": torch.zeros(2, 1, 64, 64),
+        "flat": torch.zeros(2, 1024),
+    }[kind]
+
+
+@pytest.mark.parametrize("kind, error, fragment", [
+    ("uint8", TypeError, "float images"),
+    ("0-255", ValueError, "divide by 255"),
+    ("nan", ValueError, "NaN pixels"),
+    ("64 px", ValueError, r"\(N, 1, 32, 32\)"),
+    ("flat", ValueError, "render"),
+])
+def test_bad_images_into_the_model_get_a_clear_error(model, kind, error, fragment):
+    with pytest.raises(error, match=fragment):
+        model(_images(kind))
+
+
+@pytest.mark.parametrize("kind, error, fragment", [
+    ("uint8", TypeError, "bernoulli_nll .*float images"),
+    ("0-255", ValueError, "bernoulli_nll .*divide by 255"),
+    ("nan", ValueError, "NaN pixels"),
+])
+def test_bad_targets_into_the_loss_get_a_clear_error(kind, error, fragment):
+    x = _images(kind)
+    with pytest.raises(error, match=fragment):
+        nb.beta_vae_loss(torch.zeros(2, 1, 32, 32), x, torch.zeros(2, 10), torch.zeros(2, 10), 4.0)
+
+
+@pytest.mark.parametrize("f, error, fragment", [
+    (torch.zeros(3, 5, dtype=torch.long), ValueError, r"\(N, 3\)"),
+    ([[0, 1, 2]], ValueError, r"\(N, 3\)"),
+    (torch.tensor([[6, 0, 0]]), ValueError, "scale.*out of range"),
+    (torch.tensor([[0, 0, 32]]), ValueError, "posY.*out of range"),
+    (torch.tensor([[0.0, 0.5, 0.5]]), TypeError, "indices"),
+])
+def test_bad_task_factors_get_a_clear_error(f, error, fragment):
+    with pytest.raises(error, match=fragment):
+        render(nb.to_dsprites(f), size=nb.IMAGE_SIZE)
+    if isinstance(f, torch.Tensor):
+        with pytest.raises(error, match=fragment):
+            nb.grid_index(f)
+
+
+@pytest.mark.parametrize("poison", ["nan weight", "inf lr"])
+def test_a_loss_gone_nonfinite_stops_training_with_a_clear_message(poison):
+    torch.manual_seed(0)
+    m = nb.BetaVAE()
+    lr = 1e-3
+    if poison == "nan weight":
+        with torch.no_grad():
+            m.decoder[-1].bias.fill_(float("nan"))
+    else:
+        lr = float("inf")
+    with pytest.raises(NonFiniteLossError, match=r"beta 4 seed 0: the loss became .* at step \d+"):
+        nb.train_beta_vae(m, 4.0, 6, 4, lr, seed=0, evaluate=lambda _: {}, eval_steps=[3], desc="beta 4 seed 0")

@@ -168,3 +168,40 @@ def test_bad_input_gets_a_clear_error():
         ds.render_values(3, 1.0, 0.0, 0.5, 0.5)
     with pytest.raises(ValueError, match="737280"):
         ds.index_to_factors(torch.tensor([737_280]))
+
+
+@pytest.mark.parametrize("size", ds.SUPPORTED_SIZES)
+def test_every_factor_combination_draws_pixels_at_every_supported_size(size):
+    """All 737,280 combinations, in chunks: each image shows its sprite, inside the frame."""
+    everything = ds.all_factors()
+    smallest, on_border = None, 0
+    for start in range(0, len(everything), 65_536):
+        x = ds.render(everything[start:start + 65_536], size=size)
+        area = x.flatten(1).sum(1)
+        smallest = int(area.min()) if smallest is None else min(smallest, int(area.min()))
+        on_border += int(torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], -1).sum())
+    assert smallest >= (4 if size == 32 else 16) and on_border == 0
+
+
+def test_a_smaller_size_draws_the_same_picture_scaled():
+    f = ds.sample_factors(200, generator=torch.Generator().manual_seed(6))
+    big, small = ds.render(f).double(), ds.render(f, size=32).double()
+    assert small.shape == (200, 1, 32, 32)
+    pooled = torch.nn.functional.avg_pool2d(big, 2)                      # 64 px geometry seen at 32 px
+    assert ((pooled - small).abs().flatten(1).sum(1) / small.flatten(1).sum(1)).max() < 0.5
+    ratio = small.flatten(1).sum(1) / big.flatten(1).sum(1)
+    assert ratio.mean() == pytest.approx(0.25, abs=0.03)                 # a quarter of the area
+    c_big = torch.stack([centroid(i) for i in big[:20]])
+    c_small = torch.stack([centroid(i) for i in small[:20]])
+    assert (c_small - (c_big + 0.5) / 2 + 0.5).abs().max() < 0.6          # the same place, in half the pixels
+    v = ds.factor_values(f[:20])
+    again = ds.render_values(f[:20, 0], v[:, 1], v[:, 2], v[:, 3], v[:, 4], size=32)
+    assert (again != small[:20]).flatten(1).sum(1).max() <= 3
+
+
+@pytest.mark.parametrize("size", [16, 48, 64.0, "32", True])
+def test_unsupported_image_sizes_get_a_clear_error(size):
+    with pytest.raises(ValueError, match="image size must be one of"):
+        ds.render(torch.tensor([[0, 5, 0, 16, 16]]), size=size)
+    with pytest.raises(ValueError, match="image size must be one of"):
+        ds.render_values(0, 1.0, 0.0, 0.5, 0.5, size=size)
