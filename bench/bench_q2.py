@@ -21,7 +21,6 @@ warm-up + timed updates; writes ``bench_q2.json`` to ``output_dir("results", mod
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from utils.data import load_dataset, load_raw  # noqa: E402
 from tools.notebooks import load_definitions  # noqa: E402
-from utils.runtime import get_device, get_mode, hardware, output_dir, rel, save_json  # noqa: E402
+from utils.runtime import env_number, get_device, get_mode, hardware, output_dir, rel, save_json  # noqa: E402
 
 SKELETON = dict(num_hiddens=128, num_residual_hiddens=32, num_residual_layers=2, embedding_dim=64,
                 num_embeddings=512, commitment_cost=0.25, decay=0.99, learning_rate=1e-3)
@@ -167,8 +166,9 @@ def main(argv=None) -> int:
 
     device = get_device(args.device)
     mode = get_mode(device)
-    if device.type == "cpu" and os.environ.get("CPU_THREADS"):
-        torch.set_num_threads(int(os.environ["CPU_THREADS"]))
+    threads = env_number("CPU_THREADS", int, low=1)          # checked like the notebooks' setup()
+    if device.type == "cpu" and threads:
+        torch.set_num_threads(threads)
     nb = load_definitions("Q2_VQVAE.ipynb")
     print(hardware(), "|", device, "| mode", mode, "| threads", torch.get_num_threads())
 
