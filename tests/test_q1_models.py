@@ -375,7 +375,7 @@ def test_every_row_differs_from_the_skeleton_in_exactly_one_setting():
     rows = nb.ablation_rows(10, 20)
     skeleton = rows["skeleton"]
     assert skeleton == dict(beta=1.0, epochs=10, latent_dim=20, detach_class_head=False)
-    assert {"beta_2", "epochs_x2", "latent_10", "head_detached"} <= set(rows)
+    assert {"beta_2", "beta_4", "epochs_x2", "latent_10", "head_detached"} <= set(rows)
     for name, settings in rows.items():
         if name != "skeleton":
             assert set(settings) == set(skeleton)

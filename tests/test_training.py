@@ -24,3 +24,19 @@ def test_a_bad_loss_names_the_run_the_step_and_the_usual_causes(bad):
     message = str(info.value)
     assert message.startswith("VAE: the loss became") and "at step 102" in message
     assert "NaN pixel" in message and "0-255" in message and "learning rate" in message
+
+
+def test_fused_adam_on_cpu_takes_the_plain_update():
+    """fused=True on the CPU: the fused kernel where this torch has it, the same steps as plain Adam up to rounding."""
+    torch.manual_seed(0)
+    w0, x = torch.randn(20, 5), torch.randn(64, 20)
+    runs = []
+    for fused in (False, True):
+        w = torch.nn.Parameter(w0.clone())
+        opt = make_adam([w], 1e-2, "cpu", fused=fused)
+        for _ in range(50):
+            opt.zero_grad()
+            (x @ w).tanh().pow(2).mean().backward()
+            opt.step()
+        runs.append(w.detach())
+    assert torch.allclose(runs[0], runs[1], atol=1e-5, rtol=1e-5) and not torch.equal(runs[0], w0)
