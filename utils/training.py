@@ -24,8 +24,8 @@ import torch
 
 def make_adam(params: Iterable, lr: float = 1e-3, device: torch.device | str = "cpu", fused: bool | None = None,
               **kw) -> torch.optim.Adam:
-    """Adam. fused=None: the fused kernel on CUDA only; fused=True: also on the CPU (the same update in one pass,
-    about 30 % faster for Q1's MLPs on 2 cores); fused=False: plain Adam. Where this torch build has no fused
+    """Adam. fused=None: the fused kernel on CUDA only; fused=True: also on the CPU (the same update in one pass:
+    Q1's optimizer step 2.6 -> 1.1 ms, its whole training step about 15 % shorter on 2 cores); fused=False: plain Adam. Where this torch build has no fused
     kernel for the device (CPU before torch 2.4, MPS), plain Adam: silently on the CPU, with a warning on CUDA."""
     params, kind = list(params), torch.device(device).type
     if kind == "cuda" and fused is not False or kind == "cpu" and fused:
