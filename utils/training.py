@@ -25,10 +25,11 @@ import torch
 def make_adam(params: Iterable, lr: float = 1e-3, device: torch.device | str = "cpu", fused: bool | None = None,
               **kw) -> torch.optim.Adam:
     """Adam. fused=None: the fused kernel on CUDA only; fused=True: also on the CPU (the same update in one pass:
-    Q1's optimizer step 2.6 -> 1.1 ms, its whole training step about 15 % shorter on 2 cores); fused=False: plain Adam. Where this torch build has no fused
-    kernel for the device (CPU before torch 2.4, MPS), plain Adam: silently on the CPU, with a warning on CUDA."""
+    Q1's optimizer step 2.6 -> 1.1 ms, its whole training step about 15 % shorter on 2 cores); fused=False: plain
+    Adam. Where this torch build has no fused kernel for the device (CPU before torch 2.4, MPS), plain Adam:
+    silently on the CPU, with a warning on CUDA."""
     params, kind = list(params), torch.device(device).type
-    if kind == "cuda" and fused is not False or kind == "cpu" and fused:
+    if (kind == "cuda" and fused is not False) or (kind == "cpu" and fused):
         try:
             return torch.optim.Adam(params, lr=float(lr), fused=True, **kw)
         except (RuntimeError, ValueError, TypeError) as err:   # older torch: no fused Adam for this device
