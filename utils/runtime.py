@@ -176,11 +176,15 @@ def rel(path: str | Path) -> str:
         return path.name if path.is_absolute() else path.as_posix()
 
 
+BARS_ON = True                                        # utils.parallel turns the bars off inside its runs
+
+
 def progress(iterable=None, total: int | None = None, desc: str | None = None):
-    """A tqdm bar that refreshes at most every 10 s, so that an executed notebook keeps one line per loop."""
+    """A tqdm bar that refreshes at most every 10 s, so that an executed notebook keeps one line per loop
+    (a silent one while ``BARS_ON`` is False: inside ``utils.parallel.map_runs``, whose own bar counts the runs)."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, mininterval=10, leave=True)
+    return tqdm(iterable, total=total, desc=desc, mininterval=10, leave=True, disable=not BARS_ON)
 
 
 def save_json(obj: dict, path: str | Path) -> Path:
