@@ -280,6 +280,35 @@ def test_continuing_a_run_equals_training_it_longer():
         torch.testing.assert_close(v, ref.state_dict()[k], msg=k)
 
 
+def test_a_study_task_gives_the_same_runs_in_a_worker_and_from_a_handed_over_start():
+    """study_task: the skeleton's task trains and continues its run; handed that run as start, it continues it to
+    the same weights; run by map_runs in worker processes, the tasks give the models of running them in turn."""
+    x, y = random_images(256, binary=True), torch.randint(0, 10, (256,))
+    rows = nb.ablation_rows(1, 4)
+    shared = (x, y, 16, 1e-3, 64)
+    (_, _, model, _), (_, _, longer, _) = nb.study_task(*shared, rows, "skeleton", 0)
+    settings = rows["skeleton"]
+    start_model, start_optimizer, start_loader = nb.new_cvae_run(settings, 0, x, y, 16, 1e-3, 64)
+    start = (start_model, start_optimizer, start_loader.generator.get_state(), 1.0)
+    handed = nb.study_task(*shared, rows, "skeleton", 0, start)
+    assert [(row, seed) for row, seed, _, _ in handed] == [("skeleton", 0), ("epochs_x2", 0)]
+    for ours, theirs in ((model, handed[0][2]), (longer, handed[1][2])):
+        for k, v in ours.state_dict().items():
+            torch.testing.assert_close(v, theirs.state_dict()[k], msg=k)
+    tasks = [(rows, "beta_2", seed) for seed in (0, 1)]
+    with torch.random.fork_rng():
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)                      # the workers' thread count: the same sums, the same bits
+        try:
+            in_turn = nb.map_runs(nb.study_task, tasks, "cpu", shared, workers=1)
+        finally:
+            torch.set_num_threads(threads)
+    side_by_side = nb.map_runs(nb.study_task, tasks, "cpu", shared, workers=2)
+    for [(row, seed, a, _)], [(row_b, seed_b, b, _)] in zip(in_turn, side_by_side):
+        assert (row, seed) == (row_b, seed_b)
+        assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
 # --- bad input: one clear error at the boundary -----------------------------------------------------
 
 def _nan_images():

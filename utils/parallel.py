@@ -37,11 +37,15 @@ _JOB: tuple | None = None                     # (fn, shared) in a worker process
 def cpu_workers(device: torch.device | str) -> int:
     """How many worker processes ``map_runs`` uses: one per available core on a Linux CPU (``CPU_WORKERS``
     sets the number; 1 turns the workers off), and 1 (no workers) on a GPU or where there is no fork."""
-    if torch.device(device).type != "cpu" or not sys.platform.startswith("linux"):
-        return 1
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if not _forks(device):
         return 1
     return runtime.env_number("CPU_WORKERS", int, low=1) or len(os.sched_getaffinity(0))
+
+
+def _forks(device: torch.device | str) -> bool:
+    """Worker processes only for CPU runs on Linux, where they start by fork."""
+    return (torch.device(device).type == "cpu" and sys.platform.startswith("linux")
+            and "fork" in multiprocessing.get_all_start_methods())
 
 
 def _start_worker(fn: Callable, shared: tuple) -> None:
@@ -73,10 +77,11 @@ def _random_streams_kept():
 def map_runs(fn: Callable, tasks: Iterable[Sequence], device: torch.device | str, shared: Sequence = (),
              desc: str | None = None, workers: int | None = None) -> list:
     """``[fn(*shared, *task) for task in tasks]``, side by side in worker processes on a Linux CPU (see above).
-    ``workers`` overrides ``cpu_workers(device)``; an exception in a task stops the whole map and is raised here."""
+    ``workers`` overrides ``cpu_workers(device)`` where workers can run; an exception in a task stops the whole map
+    and is raised here."""
     tasks = [tuple(task) for task in tasks]
     shared = tuple(shared)
-    workers = min(cpu_workers(device) if workers is None else int(workers), len(tasks))
+    workers = min(cpu_workers(device) if workers is None or not _forks(device) else int(workers), len(tasks))
     results: list = [None] * len(tasks)
     bar = runtime.progress(total=len(tasks), desc=f"{desc or 'runs'} ({max(workers, 1)} at a time)")
     bars_were_on, runtime.BARS_ON = runtime.BARS_ON, False
