@@ -35,6 +35,14 @@ def test_task_grid_covers_every_combination_once_and_grid_index_inverts_it(grid)
     assert (x.flatten(1).sum(1) > 0).all()  # every image of the task shows its sprite
 
 
+@pytest.mark.parametrize("bad", [torch.tensor([[0, 0, 32]]), torch.tensor([[6, 0, 0]]), torch.tensor([[0, -1, 0]]),
+                                 torch.tensor([[0.0, 1.0, 2.0]])])
+def test_grid_index_refuses_factors_outside_the_grid(bad):
+    """An index past a factor's size would silently name another row of the grid (or none): a clear error instead."""
+    with pytest.raises(ValueError, match="task factors must be integer indices below"):
+        nb.grid_index(bad)
+
+
 def test_sample_batch_is_seeded_and_renders_its_factors():
     x, f = nb.sample_batch(16, torch.Generator().manual_seed(0), torch.device("cpu"))
     x2, f2 = nb.sample_batch(16, torch.Generator().manual_seed(0), torch.device("cpu"))
