@@ -19,6 +19,7 @@ it by ``BUDGET_SCALE`` (default 1): ``MODE=full BUDGET_SCALE=0.001`` runs every 
 budget (the tests' dry run of full mode on a CPU).
 
 CPU threads: torch's default (one per core) unless ``CPU_THREADS`` sets a number.
+Independent trainings side by side on a CPU (one worker process per core): ``utils.parallel``, ``CPU_WORKERS``.
 """
 from __future__ import annotations
 
