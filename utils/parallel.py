@@ -82,7 +82,9 @@ def map_runs(fn: Callable, tasks: Iterable[Sequence], device: torch.device | str
     and is raised here."""
     tasks = [tuple(task) for task in tasks]
     shared = tuple(shared)
-    workers = min(cpu_workers(device) if workers is None or not _forks(device) else int(workers), len(tasks))
+    if workers is None or not _forks(device):
+        workers = cpu_workers(device)
+    workers = min(int(workers), len(tasks))
     results: list = [None] * len(tasks)
     bar = runtime.progress(total=len(tasks), desc=f"{desc or 'runs'} ({max(workers, 1)} at a time)")
     bars_were_on, runtime.BARS_ON = runtime.BARS_ON, False
