@@ -52,8 +52,8 @@ def _forks(device: torch.device | str) -> bool:
 def _start_worker(fn: Callable, shared: tuple) -> None:
     global _JOB
     _JOB = (fn, shared)
-    torch.set_num_threads(1)                  # the cores are shared out between the workers
-    runtime.BARS_ON = False
+    torch.set_num_threads(1)                  # the cores are shared out between the workers (the bars are off
+                                              # already: map_runs turned them off before the fork)
 
 
 def _run_one(indexed_task: tuple[int, tuple]):
