@@ -205,3 +205,44 @@ def test_unsupported_image_sizes_get_a_clear_error(size):
         ds.render(torch.tensor([[0, 5, 0, 16, 16]]), size=size)
     with pytest.raises(ValueError, match="image size must be one of"):
         ds.render_values(0, 1.0, 0.0, 0.5, 0.5, size=size)
+
+
+def _task_grid_factors():
+    """The extra's task: the upright square, every scale x posX x posY (6,144 vectors, scale slowest)."""
+    g = torch.stack(torch.meshgrid(torch.arange(6), torch.arange(32), torch.arange(32), indexing="ij"), -1)
+    g = g.reshape(-1, 3)
+    zero = torch.zeros(len(g), dtype=torch.long)
+    return torch.stack([zero, g[:, 0], zero, g[:, 1], g[:, 2]], dim=1)
+
+
+@pytest.mark.parametrize("size", ds.SUPPORTED_SIZES)
+def test_coverage_rendering_makes_every_task_combination_a_distinct_image(size):
+    f = _task_grid_factors()
+    x = ds.render_coverage(f, size=size)
+    assert x.shape == (6144, 1, size, size) and x.dtype == torch.float32
+    assert x.min() >= 0 and x.max() <= 1
+    assert len(x.flatten(1).unique(dim=0)) == 6144
+    # the point-sampled renderer aliases on the same grid (the defect coverage removes)
+    assert len(ds.render(f, size=size).flatten(1).unique(dim=0)) < 6144
+
+
+@pytest.mark.parametrize("size", ds.SUPPORTED_SIZES)
+def test_coverage_area_grows_strictly_with_scale_at_every_position(size):
+    area = ds.render_coverage(_task_grid_factors(), size=size).flatten(1).sum(1).view(6, 32, 32)
+    assert (area[1:] > area[:-1]).all()
+    side = 2 * ds.SCALES * ds.RADIUS_PX / 2 ** 0.5 * size / 64          # the square's side in pixels
+    assert torch.allclose(area.mean((1, 2)).double(), side ** 2, rtol=0.15)   # 4 x 4 samples a pixel
+
+
+def test_coverage_is_the_mean_of_the_fine_point_samples_and_deterministic():
+    f = ds.sample_factors(50, generator=torch.Generator().manual_seed(3))
+    x = ds.render_coverage(f, size=32, supersample=2)
+    fine = ds.render(f, size=64).float()                               # the same geometry at twice the raster
+    assert torch.equal(x, torch.nn.functional.avg_pool2d(fine, 2))
+    assert torch.equal(ds.render_coverage(f, size=32), ds.render_coverage(f, size=32, chunk=7))
+
+
+@pytest.mark.parametrize("k", [0, 9, 2.0, True])
+def test_coverage_refuses_a_bad_supersample(k):
+    with pytest.raises(ValueError, match="supersample must be an integer from 1 to 8"):
+        ds.render_coverage(torch.tensor([[0, 5, 0, 16, 16]]), supersample=k)
