@@ -180,11 +180,18 @@ def render(factors: torch.Tensor, chunk: int | None = None, size: int = IMAGE_SI
     Convert with ``x.float()`` for a network.
     """
     factors = _check_factors(factors)
-    size = _check_size(size)
+    return _draw(factors, _check_size(size), 1, chunk, torch.uint8)
+
+
+def _draw(factors: torch.Tensor, size: int, k: int, chunk: int | None,
+          dtype: torch.dtype) -> torch.Tensor:
+    """Rasterise checked factors at k times the raster, each pixel the mean of its k x k point
+    samples (k = 1: point sampling), ``chunk`` images at a time (default 1024 / k^2 on a CPU,
+    8192 / k^2 on a GPU)."""
     dev = factors.device
-    px = size / IMAGE_SIZE  # one pixel of the 64x64 geometry, in pixels of this image
-    chunk = int(chunk or (8192 if dev.type == "cuda" else 1024))
-    out = torch.empty(len(factors), 1, size, size, dtype=torch.uint8, device=dev)
+    px = size * k / IMAGE_SIZE  # one pixel of the 64x64 geometry, in pixels of the fine raster
+    chunk = int(chunk or max(1, (8192 if dev.type == "cuda" else 1024) // (k * k)))
+    out = torch.empty(len(factors), 1, size, size, dtype=dtype, device=dev)
     scales = SCALES.to(dev, torch.float32) * px
     angles = ORIENTATIONS.to(dev, torch.float32)
     for start in range(0, len(factors), chunk):
@@ -192,7 +199,10 @@ def render(factors: torch.Tensor, chunk: int | None = None, size: int = IMAGE_SI
         # centre on a pixel corner, moving exactly 1 px per position step (see FIRST_CENTRE_PX)
         cx = (FIRST_CENTRE_PX + f[:, 3]).float() * px
         cy = (FIRST_CENTRE_PX + f[:, 4]).float() * px
-        out[start:start + chunk, 0] = _raster(f[:, 0], scales[f[:, 1]], angles[f[:, 2]], cx, cy, size)
+        img = _raster(f[:, 0], scales[f[:, 1]], angles[f[:, 2]], cx, cy, size * k)
+        if k > 1:
+            img = torch.nn.functional.avg_pool2d(img.float().unsqueeze(1), k)[:, 0]
+        out[start:start + chunk, 0] = img
     return out
 
 
@@ -211,19 +221,7 @@ def render_coverage(factors: torch.Tensor, size: int = IMAGE_SIZE, supersample: 
     k = supersample
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 8:
         raise ValueError(f"supersample must be an integer from 1 to 8; got {supersample!r}")
-    dev = factors.device
-    px = size * k / IMAGE_SIZE
-    chunk = int(chunk or max(1, (8192 if dev.type == "cuda" else 1024) // (k * k)))
-    out = torch.empty(len(factors), 1, size, size, dtype=torch.float32, device=dev)
-    scales = SCALES.to(dev, torch.float32) * px
-    angles = ORIENTATIONS.to(dev, torch.float32)
-    for start in range(0, len(factors), chunk):
-        f = factors[start:start + chunk]
-        cx = (FIRST_CENTRE_PX + f[:, 3]).float() * px
-        cy = (FIRST_CENTRE_PX + f[:, 4]).float() * px
-        fine = _raster(f[:, 0], scales[f[:, 1]], angles[f[:, 2]], cx, cy, size * k).float()
-        out[start:start + chunk, 0] = torch.nn.functional.avg_pool2d(fine.unsqueeze(1), k)[:, 0]
-    return out
+    return _draw(factors, size, k, chunk, torch.float32)
 
 
 def render_values(shape, scale, orientation, pos_x, pos_y, size: int = IMAGE_SIZE) -> torch.Tensor:
