@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from utils.data import default_root, load_dataset  # noqa: E402
+from utils.data import canonical_name, default_root, load_dataset  # noqa: E402
 from utils.runtime import get_device, hardware  # noqa: E402
 
 
@@ -23,11 +23,16 @@ def timed(name, device):
     return time.perf_counter() - t0, x.shape
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default=None)
     parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    for name in args.datasets:             # every name before the first (slow) load
+        try:
+            canonical_name(name)
+        except ValueError as err:
+            parser.error(str(err))
     device = get_device(args.device)
     print(hardware(), "| device:", device)
     for name in args.datasets:

@@ -163,9 +163,18 @@ def main(argv=None) -> int:
         parser.error(f"unknown variants {sorted(unknown)}; choose from ours_eager, ours_graph, ours_channels_last")
     if args.updates < 1 or args.warmup < 0:
         parser.error("--updates must be >= 1 and --warmup >= 0")
+    for name in ("batch_size", "test_limit", "train_limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, not {value}")
+    if args.restart_every < 0:
+        parser.error(f"--restart-every must be >= 0 (0: off), not {args.restart_every}")
+    if args.train_limit is not None and args.train_limit < args.batch_size:
+        parser.error(f"--train-limit {args.train_limit} is smaller than one batch (--batch-size {args.batch_size})")
 
     device = get_device(args.device)
     mode = get_mode(device)
+    out_path = output_dir("results", mode) / "bench_q2.json"     # writable now, not after the timed loops
     threads = env_number("CPU_THREADS", int, low=1)          # checked like the notebooks' setup()
     if device.type == "cpu" and threads:
         torch.set_num_threads(threads)
@@ -218,7 +227,7 @@ def main(argv=None) -> int:
     out["ours_updates_per_s"] = out["variants"][main_name]["updates_per_s"]
     out["speedup"] = out["ours_updates_per_s"] / out["skeleton_updates_per_s"]
     out["ours_test_nmse"] = out["variants"][main_name]["test_nmse"]
-    path = save_json(out, output_dir("results", mode) / "bench_q2.json")
+    path = save_json(out, out_path)
     print(f"speedup ({main_name} / skeleton): x{out['speedup']:.2f}; test NMSE skeleton {out['skeleton_test_nmse']:.4f}"
           f" vs ours {out['ours_test_nmse']:.4f} -> {rel(path)}")
     return 0

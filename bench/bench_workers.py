@@ -38,12 +38,15 @@ def timed(x, y, runs, workers):
     return time.perf_counter() - t0
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    for name in ("runs", "steps", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, not {getattr(args, name)}")
     workers = cpu_workers("cpu")
     if workers < 2:
         sys.exit("side-by-side runs need a Linux CPU with 2 cores or more (CPU_WORKERS unset or > 1)")

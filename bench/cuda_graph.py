@@ -47,8 +47,11 @@ class CUDAGraphStep:
     """
 
     def __init__(self, fn: Callable[..., object], warmup: int = 3):
-        if warmup < 1:
-            raise ValueError("warmup must be >= 1: the optimizer state must exist before the capture")
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
+            raise ValueError(f"warmup must be a whole number >= 1, not {warmup!r}: the optimizer state must exist "
+                             "before the capture")
+        if not callable(fn):
+            raise TypeError(f"CUDAGraphStep takes the update function, got {type(fn).__name__}")
         self.fn, self.warmup, self.calls = fn, int(warmup), 0
         self.enabled = torch.cuda.is_available()
         self.graph = None

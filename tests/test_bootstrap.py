@@ -55,9 +55,9 @@ def test_the_copy_holds_what_the_notebook_imports_and_nothing_else(tmp_path):
                 nbformat.v4.new_code_cell("from utils.classifier import judge\nimport numpy as np")]
     nbformat.write(nb, tmp_path / "demo.ipynb")
     names = {p.relative_to(REPO_ROOT).as_posix() for p in bootstrap.files_for(tmp_path / "demo.ipynb")}
-    # classifier imports batches, runtime, training and (in its command line) data; nothing else of utils/
-    assert names == {"utils/__init__.py", "utils/classifier.py", "utils/batches.py", "utils/runtime.py",
-                     "utils/training.py", "utils/data.py"}
+    # classifier imports batches, checks, runtime, training and (in its command line) data; nothing else of utils/
+    assert names == {"utils/__init__.py", "utils/classifier.py", "utils/batches.py", "utils/checks.py",
+                     "utils/runtime.py", "utils/training.py", "utils/data.py"}
 
 
 def test_nothing_found_is_one_line_that_says_what_to_do(tmp_path, monkeypatch):

@@ -365,12 +365,17 @@ def test_ablation_rows_change_one_setting_and_share_one_budget():
     assert line and line.group(1) == line.group(2) and line.group(3) == line.group(4)
 
 
-def test_summary_calls_an_effect_only_beyond_the_spread():
-    runs = {"a": [{"x": 1.0}, {"x": 1.1}, {"x": 0.9}], "b": [{"x": 0.5}, {"x": 0.62}, {"x": 0.38}],
-            "c": [{"x": 0.6}, {"x": 0.5}, {"x": 0.4}]}
+def test_summary_calls_an_effect_only_where_the_paired_interval_excludes_zero():
+    runs = {"a": [{"x": 1.0, "batch_perplexity_256": 1.5}, {"x": 1.1, "batch_perplexity_256": 9.0},
+                  {"x": 0.9, "batch_perplexity_256": 9.0}],
+            "b": [{"x": 0.5, "batch_perplexity_256": 9.0}, {"x": 0.62, "batch_perplexity_256": 9.0},
+                  {"x": 0.38, "batch_perplexity_256": 9.0}],
+            "c": [{"x": 0.6, "batch_perplexity_256": 9.0}, {"x": 0.5, "batch_perplexity_256": 9.0},
+                  {"x": 0.4, "batch_perplexity_256": 9.0}]}
     s = nb.summarise(runs, [["a", "b", "c"]], keys=("x",))
     assert math.isclose(s["a"]["x"]["mean"], 1.0) and math.isclose(s["a"]["x"]["sd"], 0.1)
-    assert s["b"]["delta"]["x"]["effect"]                                 # -0.5, -0.48, -0.52: every seed agrees
+    assert s["a"]["collapsed"] == 1 and s["b"]["collapsed"] == 0            # counted, not averaged
+    assert s["b"]["delta"]["x"]["effect"] and s["b"]["delta"]["x"]["high"] < 0   # -0.5, -0.48, -0.52
     assert not s["c"]["delta"]["x"]["effect"]                             # +0.1, -0.12, +0.02: mixed signs
 
 
@@ -382,7 +387,7 @@ def _nan_loader():
 
 BAD_INPUTS = {
     "nan pixel": (lambda: nb.train_vqvae(nb.Model(16, 1, 8, 32, 8, 0.25, 0.99), _nan_loader(), 6, 0.05, check_every=4),
-                  "NonFiniteLossError", "the loss became nan"),
+                  "ValueError", "hold NaN values"),
     "uint8 into the model": (lambda: nb.Model(16, 1, 8, 32, 8, 0.25, 0.99)(torch.zeros(2, 3, 16, 16, dtype=torch.uint8)),
                              "ValueError", "float images"),
     "uint8 into training": (lambda: nb.train_vqvae(nb.Model(16, 1, 8, 32, 8, 0.25, 0.99),

@@ -260,6 +260,10 @@ def main(argv=None):
                         help="Markdown files, folders or notebooks (default: theory/, README.md, the notebooks)")
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="folder of the results JSON")
     args = parser.parse_args(argv)
+    missing = [str(p) for p in [*args.theory, args.results] if not Path(p).exists()]
+    if missing:
+        parser.error(f"not found: {', '.join(missing)} (--theory takes Markdown files, folders or notebooks; "
+                     "--results the folder of the results JSON)")
 
     if args.write:
         changes, problems = write(args.theory, args.results)

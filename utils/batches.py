@@ -10,6 +10,8 @@ from typing import Iterator
 
 import torch
 
+from .checks import check_count
+
 
 class ResidentBatches:
     """Mini-batches of ``tensors`` (same first dimension, any device), reshuffled every epoch.
@@ -33,8 +35,10 @@ class ResidentBatches:
             if len(t) != n or t.device != tensors[0].device:
                 raise ValueError("all tensors must share their first dimension and device; got shapes "
                                  f"{[tuple(x.shape) for x in tensors]} on {[str(x.device) for x in tensors]}")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+        try:
+            batch_size = check_count(batch_size, "batch_size")
+        except ValueError:
+            raise ValueError(f"batch_size must be >= 1, not {batch_size}") from None
         if drop_last and batch_size > n:
             raise ValueError(f"batch_size {batch_size} > {n} examples with drop_last=True gives no batch; "
                              "lower batch_size or pass drop_last=False")

@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .batches import ResidentBatches
+from .checks import check_count, check_ids, check_pixels
 from .runtime import REPO_ROOT, progress
 from .training import make_adam, stop_if_nonfinite
 
@@ -59,7 +60,12 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, epochs: int = RECIPE["epo
                      batch_size: int = RECIPE["batch_size"], lr: float = RECIPE["lr"],
                      lr_last_epoch: float = RECIPE["lr_last_epoch"], seed: int = RECIPE["seed"]) -> MnistClassifier:
     """The recipe: Adam on cross-entropy, learning rate ``lr``, then ``lr_last_epoch`` for the last epoch;
-    resident tensors ``x`` (N, 1, 28, 28) in [0, 1], labels ``y``."""
+    resident tensors ``x`` (N, 1, 28, 28) in [0, 1], labels ``y`` (N,) digit classes 0..9 (both checked first)."""
+    check_pixels(x, "judge training images")
+    check_ids(y, 10, "judge training labels", "the digits' classes 0..9")
+    if len(y) != len(x):
+        raise ValueError(f"judge training: {len(x)} images but {len(y)} labels: pass one label per image")
+    epochs = check_count(epochs, "epochs")
     torch.manual_seed(seed)
     model = MnistClassifier().to(x.device)
     optimizer = make_adam(model.parameters(), lr, x.device)
@@ -86,7 +92,11 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, epochs: int = RECIPE["epo
 
 @torch.no_grad()
 def judge(model: MnistClassifier, x: torch.Tensor, batch_size: int = 2000) -> dict[str, torch.Tensor]:
-    """Predicted labels, max-softmax confidences and penultimate features of images ``x`` in [0, 1]."""
+    """Predicted labels, max-softmax confidences and penultimate features of images ``x`` in [0, 1].
+
+    The range is checked (one host sync): the judge was trained on [0, 1] and scores anything else without a word
+    (the VQ-VAE's [-0.5, 0.5] reads 95 % instead of 99 % and moves the Fréchet distance; 0-255 is worse)."""
+    check_pixels(x, "images given to the judge")
     model.eval()
     preds, confs, feats = [], [], []
     for i in range(0, len(x), batch_size):
@@ -114,6 +124,8 @@ def load_weights(path: str | Path, device: torch.device | str = "cpu") -> MnistC
     path = Path(path)
     fix = ("restore it (`git checkout -- utils/mnist_judge.pt`; with Git LFS, `git lfs pull`) or rebuild it "
            "with `python -m utils.classifier`" if path == JUDGE_PATH else "delete it; it is rebuilt on the next run")
+    if not path.is_file():
+        raise JudgeWeightsError(f"{path} is missing: {fix}")
     head = path.read_bytes()[:64]
     if head.startswith(b"version https://git-lfs"):
         raise JudgeWeightsError(f"{path} is a Git LFS pointer, not the weights: {fix}")
@@ -149,6 +161,10 @@ def load_judge(device: torch.device | str = "cpu", x_train: torch.Tensor | None 
 
 
 def test_accuracy(model: MnistClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of images ``x`` (in [0, 1]) that the judge reads as their label ``y`` (N,) in 0..9."""
+    if len(y) != len(x):
+        raise ValueError(f"test_accuracy: {len(x)} images but {len(y)} labels: pass one label per image")
+    check_ids(y, 10, "test labels")
     return float((judge(model, x)["pred"] == y).float().mean())
 
 
@@ -157,7 +173,17 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description="Train (or --check) the committed MNIST judge.")
     parser.add_argument("--check", action="store_true", help="only report the committed weights' test accuracy")
+    parser.add_argument("--verify", action="store_true",
+                        help="only check that the committed weights load (no data needed; exit 1 if not)")
     args = parser.parse_args(argv)
+    if args.verify:
+        try:
+            load_weights(JUDGE_PATH)
+        except JudgeWeightsError as err:
+            print(f"JudgeWeightsError: {err}")
+            return 1
+        print(f"{JUDGE_PATH.relative_to(REPO_ROOT).as_posix()}: readable judge weights")
+        return 0
     x_test, y_test = load_dataset("mnist", "test")
     if not args.check:
         x_train, y_train = load_dataset("mnist", "train")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from .checks import check_count
 from .runtime import REPO_ROOT
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -160,6 +161,11 @@ def _cifar10(root: Path, download: bool) -> dict:
     return out
 
 
+def download_allowed() -> bool:
+    """Whether a missing data set may be downloaded: ``$DATA_DOWNLOAD`` (on unless set to 0)."""
+    return os.environ.get("DATA_DOWNLOAD", "1") != "0"
+
+
 def load_raw(name: str, root: str | Path | None = None, download: bool | None = None) -> dict:
     """All splits of a data set as uint8 images and int64 labels, from ``root/cache`` when cached.
 
@@ -168,7 +174,7 @@ def load_raw(name: str, root: str | Path | None = None, download: bool | None = 
     name = canonical_name(name)
     root = Path(root) if root is not None else default_root()
     if download is None:
-        download = os.environ.get("DATA_DOWNLOAD", "1") != "0"
+        download = download_allowed()
     cache = root / "cache" / f"{name}.pt"
     if cache.exists():
         try:
@@ -199,16 +205,24 @@ def load_dataset(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One split as ``(x, y)`` on ``device``: x float32 (N, C, H, W) in [0, 1], y int64 (N,).
 
-    ``limit`` keeps a fixed random subset of that many examples (seed 0, same on every machine),
-    so a small subset still has every class.
+    ``limit`` (a whole number >= 1, or None: all) keeps a fixed random subset of that many examples (seed 0, same
+    on every machine), so a small subset still has every class.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    if limit is not None:                   # before any file is read: limit="500" or 2.5 is refused here
+        try:
+            limit = check_count(limit, "limit")
+        except ValueError:
+            raise ValueError(f"limit must be a positive number of examples, not {limit!r}") from None
+    try:                                    # "gpu" or a typo fails here, not after decoding the data set
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a torch device: use 'cpu', 'cuda', 'cuda:0' or 'mps' "
+                         "(in a notebook: RUN.device)") from None
     blob = load_raw(name, root, download)
     x, y = blob[f"{split}_x"], blob[f"{split}_y"]
     if limit is not None:
-        if int(limit) < 1:
-            raise ValueError(f"limit must be a positive number of examples, not {limit!r}")
         if limit < len(x):
             keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:limit].sort().values
             x, y = x[keep], y[keep]

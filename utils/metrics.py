@@ -15,6 +15,11 @@ def _feature_pair(feats_a, feats_b) -> tuple[np.ndarray, np.ndarray]:
             for f in (feats_a, feats_b))
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"features must be (N, D) with the same D; got {a.shape} and {b.shape}")
+    for name, f in (("first", a), ("second", b)):
+        if not np.isfinite(f).all():
+            rows = np.nonzero(~np.isfinite(f).all(1))[0]
+            raise ValueError(f"the {name} feature set holds NaN or inf in {len(rows)} rows (first {rows[:5].tolist()}): "
+                             "the images behind them hold NaN, or the network's weights went NaN")
     return a, b
 
 
@@ -43,4 +48,8 @@ def active_units(mu: torch.Tensor, threshold: float = 1e-2) -> int:
     (Burda et al. 2016, sec. 5.2). ``mu``: (N, latent_dim) posterior means of a data set."""
     if mu.dim() != 2:
         raise ValueError(f"mu must be (N, latent_dim); got {tuple(mu.shape)}")
+    if len(mu) < 2:
+        raise ValueError(f"active_units needs the posterior means of at least 2 inputs to measure a variance, got {len(mu)}")
+    if not (isinstance(threshold, (int, float)) and threshold >= 0):
+        raise ValueError(f"threshold must be a number >= 0 (Burda et al.: 0.01), not {threshold!r}")
     return int((mu.float().var(dim=0) > threshold).sum())

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from utils import runtime
+from utils.checks import check_count
 
 _JOB: tuple | None = None                     # (fn, shared) in a worker process, set by the fork
 
@@ -80,10 +81,22 @@ def map_runs(fn: Callable, tasks: Iterable[Sequence], device: torch.device | str
     """``[fn(*shared, *task) for task in tasks]``, side by side in worker processes on a Linux CPU (see above).
     ``workers`` overrides ``cpu_workers(device)`` where workers can run; an exception in a task stops the whole map
     and is raised here."""
-    tasks = [tuple(task) for task in tasks]
+    try:
+        tasks = [tuple(task) for task in tasks]
+    except TypeError:
+        raise TypeError("map_runs: tasks must be an iterable of argument tuples, e.g. [(seed,) for seed in "
+                        "range(3)] (a bare seed is not a tuple: write (seed,))") from None
     shared = tuple(shared)
+    if workers is not None:
+        try:
+            workers = check_count(workers, "workers")
+        except (TypeError, ValueError):
+            raise ValueError(f"map_runs: workers must be a whole number >= 1 (1: one after the other), "
+                             f"not {workers!r}") from None
     if workers is None or not _forks(device):
         workers = cpu_workers(device)
+    if not callable(fn):
+        raise TypeError(f"map_runs: fn must be a function, got {type(fn).__name__}")
     workers = min(int(workers), len(tasks))
     results: list = [None] * len(tasks)
     bar = runtime.progress(total=len(tasks), desc=f"{desc or 'runs'} ({max(workers, 1)} at a time)")

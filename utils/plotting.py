@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -33,6 +34,11 @@ def image_grid(images: torch.Tensor, nrow: int = 10, value_range: tuple[float, f
         raise ValueError(f"images must be (N, C, H, W) with C in (1, 3) or (N, H, W); got {tuple(images.shape)}"
                          " (reshape flat MNIST vectors with x.view(-1, 1, 28, 28))")
     lo, hi = value_range
+    if not hi > lo:
+        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range!r}: (0, 1) for [0, 1] "
+                         "pixels, (-0.5, 0.5) for the VQ-VAE's")
+    if isinstance(nrow, bool) or not isinstance(nrow, numbers.Integral) or nrow < 1:
+        raise ValueError(f"nrow must be a whole number of images per row >= 1, not {nrow!r}")
     images = ((images.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
     grid = make_grid(images, nrow=nrow, padding=padding, pad_value=1.0)
     return grid.permute(1, 2, 0).numpy()

@@ -163,9 +163,9 @@ def output_dir(kind: str, mode: str) -> Path:
         root = REPO_ROOT
     else:
         root = REPO_ROOT / "runs" / mode
-    path = root / kind
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    from .checks import check_writable
+
+    return check_writable(root / kind, f"the {kind} folder")   # at setup, not when the run saves at its end
 
 
 def rel(path: str | Path) -> str:
@@ -265,10 +265,10 @@ class Run:
         print("config   " + json.dumps(config, default=str))
 
 
-def setup(name: str, seed: int = 0) -> Run:
-    """Decide the device, run mode, seed, CPU threads and output folders, once per notebook."""
-    # tqdm.auto without ipywidgets falls back to text bars; say nothing about it.
-    warnings.filterwarnings("ignore", message="IProgress not found")
+def read_settings() -> tuple[torch.device, str, int | None, float]:
+    """Every switch of the table in the README, read and checked at once (``setup`` and ``python -m utils.runtime
+    --check``): (device, mode, CPU threads or None, budget scale). A bad value is a SettingError now, at the
+    start of a run, not when the code that uses it runs (CPU_WORKERS: in utils.parallel, minutes later)."""
     device = get_device()
     mode = get_mode(device)
     threads = env_number("CPU_THREADS", int, low=1)
@@ -276,8 +276,48 @@ def setup(name: str, seed: int = 0) -> Run:
     if not 0 < scale <= 1:
         raise SettingError(f"BUDGET_SCALE={scale:g} must lie in (0, 1]: it shrinks every count for a dry run")
     recording(mode)                                     # RECORD: checked here, whatever OUTPUT_ROOT says
+    env_number("CPU_WORKERS", int, low=1)              # read by utils.parallel.cpu_workers
+    return device, mode, threads, scale
+
+
+def setup(name: str, seed: int = 0) -> Run:
+    """Decide the device, run mode, seed, CPU threads and output folders, once per notebook."""
+    # tqdm.auto without ipywidgets falls back to text bars; say nothing about it.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    device, mode, threads, scale = read_settings()
     seed_everything(seed)
     if threads:
         torch.set_num_threads(threads)
     return Run(name, device, mode, seed, output_dir("results", mode), output_dir("figures", mode),
                budget_scale=scale)
+
+
+def main(argv=None) -> int:
+    """The switches for shell scripts, read by the same code as the notebooks (bench/gpu_run.sh uses it):
+
+        python -m utils.runtime --flag FAST     # prints 1 or 0 (FAST=1/true/yes, or 0/false/no/unset)
+        python -m utils.runtime --check         # every switch as setup() reads it; prints device and mode
+
+    A value the code does not know: its SettingError message on stderr, exit status 2."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__.split("\n\n")[0])
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--flag", metavar="NAME", help="print 1 or 0 for the on/off switch NAME (FAST, RECORD)")
+    what.add_argument("--check", action="store_true", help="check every switch; print the device and the mode")
+    args = parser.parse_args(argv)
+    try:
+        if args.flag:
+            print(int(_flag(args.flag)))
+        else:
+            device, mode, threads, scale = read_settings()
+            print(f"device {device}, mode {mode}, CPU threads {threads or 'default'}, budget scale {scale:g}")
+    except SettingError as err:
+        print(f"SettingError: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

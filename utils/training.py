@@ -16,6 +16,7 @@ The learning rate is set once, at construction (the judge's last epoch at a tent
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Iterable
 
@@ -28,7 +29,12 @@ def make_adam(params: Iterable, lr: float = 1e-3, device: torch.device | str = "
     Q1's optimizer step 2.6 -> 1.1 ms, its whole training step about 15 % shorter on 2 cores); fused=False: plain
     Adam. Where this torch build has no fused kernel for the device (CPU before torch 2.4, MPS), plain Adam:
     silently on the CPU, with a warning on CUDA."""
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not float(lr) > 0:   # NaN fails
+        raise ValueError(f"make_adam: lr={lr!r} is not a learning rate: pass a positive number, e.g. lr=1e-3")
     params, kind = list(params), torch.device(device).type
+    if not params:
+        raise ValueError("make_adam: no parameters to optimise (an empty model, or all frozen): check "
+                         "model.parameters() / the requires_grad filter")
     if (kind == "cuda" and fused is not False) or (kind == "cpu" and fused):
         try:
             return torch.optim.Adam(params, lr=float(lr), fused=True, **kw)
@@ -46,6 +52,9 @@ def stop_if_nonfinite(losses: torch.Tensor, where: str, first_step: int = 0) -> 
     """Raise ``NonFiniteLossError`` if any of ``losses`` (a device tensor of recorded losses) is NaN or inf.
 
     One host sync for the whole tensor: call it once per epoch or once per run, never per step."""
+    if not isinstance(losses, torch.Tensor):
+        raise TypeError(f"{where}: stop_if_nonfinite takes a tensor of recorded losses, got {type(losses).__name__}"
+                        ": collect them with torch.stack(list) or a preallocated torch.zeros(n_steps)")
     bad = ~torch.isfinite(losses.detach().reshape(-1))
     if bool(bad.any()):
         step = first_step + int(bad.nonzero()[0])
