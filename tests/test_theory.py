@@ -38,7 +38,7 @@ ANSWERS = [
 ]
 ALL_FILES = [INDEX] + ANSWERS
 MAX_OPENING_WORDS = 32
-MAX_WORDS_OUTSIDE_DETAILS = 7500
+MAX_WORDS_OUTSIDE_DETAILS = 6500
 
 # TeX sequences that GitHub's Markdown pass turns into something else inside $...$ / $$...$$.
 BAD_IN_MATH = [r"\{", r"\}", "\\\\", r"\,", r"\;", r"\!", r"\:", r"\>", r"\|", "*"]
