@@ -4,7 +4,7 @@ cells) against results/*.json.
 Convention. A number measured by a notebook is followed directly by an HTML comment that names the
 results file and the key path, with slashes::
 
-    98.1<!-- q1/vae/test_neg_elbo -->        round(results/q1_metrics.json["vae"]["test_neg_elbo"], 1)
+    103.7<!-- q1/vae/test_neg_elbo -->       round(results/q1_metrics.json["vae"]["test_neg_elbo"], 1)
     92.8 %<!-- q1/cvae/conditional_accuracy -->   the stored value times 100 (also "92.8%<!-- ... -->")
     20<!-- q1/beta_sweep/1/active_units -->   list indices are path segments
     1,000<!-- q1/vae/iwae_n_test -->          thousands separators are allowed
