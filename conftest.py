@@ -23,7 +23,8 @@ def _outputs_elsewhere(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def one_thread():
-    """Tiny tensors: one thread is faster (and much faster on a busy machine) than OpenMP's spin-waits."""
+    """Tiny tensors: one thread is faster (and much faster on a busy machine) than OpenMP's
+    spin-waits."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

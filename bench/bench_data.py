@@ -40,7 +40,8 @@ def main(argv=None):
         first, _ = timed(name, device)
         again, shape = timed(name, device)
         label = "from cache" if cached else "decode + cache"
-        print(f"{name:8s} train+test -> {device}: first {first:.2f} s ({label}), cached {again:.2f} s; test {tuple(shape)}")
+        print(f"{name:8s} train+test -> {device}: first {first:.2f} s ({label}), cached "
+              f"{again:.2f} s; test {tuple(shape)}")
 
 
 if __name__ == "__main__":

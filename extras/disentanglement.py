@@ -3,8 +3,8 @@
 Both metrics fix one ground-truth factor y, look at how the representation of a batch of images
 behaves, and ask which factor was fixed:
 
-* ``higgins_score`` -- Higgins et al., "beta-VAE", ICLR 2017 (the paper's disentanglement metric). For one
-  training point:
+* ``higgins_score`` -- Higgins et al., "beta-VAE", ICLR 2017 (the paper's disentanglement metric).
+  For one training point:
   draw L pairs of factor vectors (v1_l, v2_l) that agree on factor y and are independent otherwise,
   encode both images of each pair to posterior means, and average the absolute differences,
   z_diff = 1/L sum_l |z1_l - z2_l|. A linear classifier (multinomial logistic regression) learns
@@ -40,7 +40,8 @@ Represent = Callable[[torch.Tensor], torch.Tensor]
 
 def _sample(n: int, factor_sizes: Sequence[int], generator: torch.Generator) -> torch.Tensor:
     """(n, K) factor indices drawn uniformly and independently (CPU)."""
-    return torch.stack([torch.randint(int(s), (n,), generator=generator) for s in factor_sizes], dim=1)
+    cols = [torch.randint(int(s), (n,), generator=generator) for s in factor_sizes]
+    return torch.stack(cols, dim=1)
 
 
 def _encode(represent: Represent, factors: torch.Tensor, device, chunk: int) -> torch.Tensor:
@@ -48,10 +49,12 @@ def _encode(represent: Represent, factors: torch.Tensor, device, chunk: int) -> 
     codes = []
     with torch.no_grad():
         for start in range(0, len(factors), chunk):
-            z = represent(factors[start:start + chunk].to(device))
-            if not isinstance(z, torch.Tensor) or z.dim() != 2 or len(z) != len(factors[start:start + chunk]):
-                raise ValueError("represent(factors) must return an (N, D) tensor for (N, K) factors; got "
-                                 f"{type(z).__name__} {tuple(getattr(z, 'shape', ()))}")
+            part = factors[start:start + chunk]
+            z = represent(part.to(device))
+            if not isinstance(z, torch.Tensor) or z.dim() != 2 or len(z) != len(part):
+                raise ValueError("represent(factors) must return an (N, D) tensor for (N, K) "
+                                 f"factors; got {type(z).__name__} "
+                                 f"{tuple(getattr(z, 'shape', ()))}")
             codes.append(z.detach().double().cpu())
     return torch.cat(codes)
 
@@ -59,7 +62,8 @@ def _encode(represent: Represent, factors: torch.Tensor, device, chunk: int) -> 
 def _check_sizes(factor_sizes: Sequence[int]) -> list[int]:
     sizes = [int(s) for s in factor_sizes]
     if len(sizes) < 2 or min(sizes) < 2:
-        raise ValueError(f"need at least two factors with at least two values each; got sizes {sizes}")
+        raise ValueError("need at least two factors with at least two values each; got sizes "
+                         f"{sizes}")
     return sizes
 
 
@@ -67,10 +71,11 @@ def _check_sizes(factor_sizes: Sequence[int]) -> list[int]:
 # Higgins et al. (2017)
 # ----------------------------------------------------------------------------------------------
 
-def higgins_points(represent: Represent, factor_sizes: Sequence[int], n_points: int, batch_size: int = 64,
-                   generator: torch.Generator | None = None, device=None,
+def higgins_points(represent: Represent, factor_sizes: Sequence[int], n_points: int,
+                   batch_size: int = 64, generator: torch.Generator | None = None, device=None,
                    chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n_points`` samples (z_diff, y) of the beta-VAE metric: (n_points, D) float64 and (n_points,) int64.
+    """``n_points`` samples (z_diff, y) of the beta-VAE metric: (n_points, D) float64 and
+    (n_points,) int64.
 
     For each point: y ~ U{0..K-1}; L = ``batch_size`` pairs of factor vectors that share factor y;
     z_diff = mean over the L pairs of |represent(v1) - represent(v2)| (Higgins et al. 2017).
@@ -110,8 +115,8 @@ def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, 
         raise ValueError(f"x must be (N, D) and y (N,); got {tuple(x.shape)} and {tuple(y.shape)}")
     w = torch.zeros(x.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-7, tolerance_change=1e-10,
-                            history_size=20, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-7,
+                            tolerance_change=1e-10, history_size=20, line_search_fn="strong_wolfe")
 
     def objective():
         # divided by C * N so the numbers stay O(1); the minimiser is the same
@@ -137,8 +142,9 @@ def fit_logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: int, 
 def higgins_score(represent: Represent, factor_sizes: Sequence[int], n_train: int = 10_000,
                   n_test: int = 5_000, batch_size: int = 64, seed: int = 0, device=None,
                   chunk: int = 4096) -> dict:
-    """The beta-VAE disentanglement metric: test accuracy of a linear classifier predicting the fixed
-    factor from z_diff. Returns {"test_accuracy", "train_accuracy", "chance", "confusion", ...}."""
+    """The beta-VAE disentanglement metric: test accuracy of a linear classifier predicting the
+    fixed factor from z_diff. Returns {"test_accuracy", "train_accuracy", "chance", "confusion",
+    ...}."""
     sizes = _check_sizes(factor_sizes)
     gen = torch.Generator().manual_seed(seed)
     x_tr, y_tr = higgins_points(represent, sizes, n_train, batch_size, gen, device, chunk)
@@ -160,11 +166,12 @@ def higgins_score(represent: Represent, factor_sizes: Sequence[int], n_train: in
 # Kim & Mnih (2018)
 # ----------------------------------------------------------------------------------------------
 
-def factorvae_votes(represent: Represent, factor_sizes: Sequence[int], n_votes: int, global_var: torch.Tensor,
-                    active: torch.Tensor, batch_size: int = 64, generator: torch.Generator | None = None,
-                    device=None, chunk: int = 4096) -> torch.Tensor:
-    """(K, D) vote counts: votes[y, d] = how often unit d had the least normalised variance in a batch
-    of L = ``batch_size`` images sharing factor y (a uniformly drawn y and value per vote)."""
+def factorvae_votes(represent: Represent, factor_sizes: Sequence[int], n_votes: int,
+                    global_var: torch.Tensor, active: torch.Tensor, batch_size: int = 64,
+                    generator: torch.Generator | None = None, device=None,
+                    chunk: int = 4096) -> torch.Tensor:
+    """(K, D) vote counts: votes[y, d] = how often unit d had the least normalised variance in a
+    batch of L = ``batch_size`` images sharing factor y (a uniformly drawn y and value per vote)."""
     sizes = _check_sizes(factor_sizes)
     k, L = len(sizes), int(batch_size)
     if L < 2:
@@ -178,7 +185,8 @@ def factorvae_votes(represent: Represent, factor_sizes: Sequence[int], n_votes: 
         p = len(yc)
         f = _sample(p * L, sizes, generator).view(p, L, k)
         fixed = f[:, :1, :].expand(p, L, k)  # the first image's value of every factor ...
-        f = torch.where(F.one_hot(yc, k).bool().view(p, 1, k).expand(p, L, k), fixed, f)  # ... kept for y
+        keep = F.one_hot(yc, k).bool().view(p, 1, k).expand(p, L, k)
+        f = torch.where(keep, fixed, f)                                 # ... kept for y
         z = _encode(represent, f.reshape(-1, k), device, chunk).view(p, L, -1)
         ratio = z.var(dim=1, unbiased=True) / global_var
         ratio[:, ~active] = float("inf")  # collapsed units never win the argmin
@@ -193,8 +201,8 @@ def factorvae_score(represent: Represent, factor_sizes: Sequence[int], n_train: 
                     active: torch.Tensor | None = None) -> dict:
     """The FactorVAE disentanglement metric: accuracy of the per-unit majority vote on fresh votes.
 
-    ``active``: a (D,) bool mask of the units to keep, to use one's own definition of an active unit;
-    by default Kim & Mnih's pruning, std of the unit over the data >= ``prune_threshold``.
+    ``active``: a (D,) bool mask of the units to keep, to use one's own definition of an active
+    unit; by default Kim & Mnih's pruning, std of the unit over the data >= ``prune_threshold``.
     Returns {"test_accuracy", "train_accuracy", "chance", "active_dims", "majority", "votes"}."""
     sizes = _check_sizes(factor_sizes)
     gen = torch.Generator().manual_seed(seed)
@@ -205,15 +213,18 @@ def factorvae_score(represent: Represent, factor_sizes: Sequence[int], n_train: 
     else:
         active = torch.as_tensor(active).cpu()
         if active.dtype != torch.bool or active.shape != global_var.shape:
-            raise ValueError(f"active must be a bool mask with one entry per unit, shape {tuple(global_var.shape)}; "
-                             f"got {active.dtype} {tuple(active.shape)}")
+            raise ValueError("active must be a bool mask with one entry per unit, shape "
+                             f"{tuple(global_var.shape)}; got {active.dtype} "
+                             f"{tuple(active.shape)}")
     result = {"chance": 1.0 / len(sizes), "active_dims": int(active.sum()), "n_train": int(n_train),
               "n_test": int(n_test), "batch_size": int(batch_size)}
     if not active.any():  # every unit collapsed: nothing can be voted for
-        return {**result, "test_accuracy": 0.0, "train_accuracy": 0.0, "majority": None, "votes": None}
+        return {**result, "test_accuracy": 0.0, "train_accuracy": 0.0, "majority": None,
+                "votes": None}
     global_var = global_var.clamp_min(1e-12)
-    train = factorvae_votes(represent, sizes, n_train, global_var, active, batch_size, gen, device, chunk)
-    test = factorvae_votes(represent, sizes, n_test, global_var, active, batch_size, gen, device, chunk)
+    votes = (global_var, active, batch_size, gen, device, chunk)
+    train = factorvae_votes(represent, sizes, n_train, *votes)
+    test = factorvae_votes(represent, sizes, n_test, *votes)
     majority = train.argmax(dim=0)  # the factor each unit votes for most often
     cols = torch.arange(train.shape[1])
     return {**result,
@@ -226,21 +237,25 @@ def factorvae_score(represent: Represent, factor_sizes: Sequence[int], n_train: 
 # Which factor does a unit track?
 # ----------------------------------------------------------------------------------------------
 
-def factor_association(codes: torch.Tensor, factors: torch.Tensor, factor_sizes: Sequence[int]) -> torch.Tensor:
-    """(D, K) correlation ratio eta^2: the fraction of unit d's variance explained by factor k's value,
-    Var(E[z_d | v_k]) / Var(z_d). 1 when z_d is a function of v_k alone, ~0 when independent of it.
-    Works for categorical (shape) and cyclic (orientation) factors alike, unlike a correlation."""
+def factor_association(codes: torch.Tensor, factors: torch.Tensor,
+                       factor_sizes: Sequence[int]) -> torch.Tensor:
+    """(D, K) correlation ratio eta^2: the fraction of unit d's variance explained by factor k's
+    value, Var(E[z_d | v_k]) / Var(z_d). 1 when z_d is a function of v_k alone, ~0 when
+    independent of it. Works for categorical (shape) and cyclic (orientation) factors alike, unlike
+    a correlation."""
     sizes = _check_sizes(factor_sizes)
     codes, factors = codes.double().cpu(), factors.long().cpu()
-    if codes.dim() != 2 or factors.dim() != 2 or len(codes) != len(factors) or factors.shape[1] != len(sizes):
-        raise ValueError(f"codes must be (N, D) and factors (N, {len(sizes)}); got {tuple(codes.shape)} "
-                         f"and {tuple(factors.shape)}")
+    if (codes.dim() != 2 or factors.dim() != 2 or len(codes) != len(factors)
+            or factors.shape[1] != len(sizes)):
+        raise ValueError(f"codes must be (N, D) and factors (N, {len(sizes)}); got "
+                         f"{tuple(codes.shape)} and {tuple(factors.shape)}")
     centred = codes - codes.mean(0)
     total = (centred ** 2).sum(0).clamp_min(1e-12)
     eta = torch.zeros(codes.shape[1], len(sizes), dtype=torch.float64)
     for k, size in enumerate(sizes):
         counts = torch.bincount(factors[:, k], minlength=size).double()
-        sums = torch.zeros(size, codes.shape[1], dtype=torch.float64).index_add_(0, factors[:, k], centred)
+        sums = torch.zeros(size, codes.shape[1], dtype=torch.float64)
+        sums.index_add_(0, factors[:, k], centred)
         between = (sums ** 2 / counts.clamp_min(1).unsqueeze(1)).sum(0)  # sum_g n_g * mean_g^2
         eta[:, k] = between / total
     return eta

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from utils.batches import ResidentBatches
+from utils.batches import ResidentBatches, stream
 
 
 def test_epoch_visits_every_example_once():
@@ -33,13 +33,20 @@ def test_seeded_order_is_reproducible_and_changes_per_epoch():
 
 def test_no_shuffle_keeps_order():
     x = torch.arange(7)
-    assert torch.equal(torch.cat(list(ResidentBatches(x, batch_size=2, shuffle=False, drop_last=False))), x)
+    in_order = ResidentBatches(x, batch_size=2, shuffle=False, drop_last=False)
+    assert torch.equal(torch.cat(list(in_order)), x)
 
 
-def test_next_rolls_over_epochs():
+def test_stream_rolls_over_epochs_as_tuples_on_the_device():
     batches = ResidentBatches(torch.arange(6), batch_size=4, seed=0)  # one batch per epoch
-    got = [batches.next() for _ in range(3)]
-    assert all(b.shape == (4,) for b in got) and batches.epoch == 3
+    feed = stream(batches, "cpu")
+    got = [next(feed) for _ in range(3)]
+    assert all(len(b) == 1 and b[0].shape == (4,) for b in got) and batches.epoch == 3
+
+
+def test_stream_of_an_empty_loader_is_an_error_not_a_hang():
+    with pytest.raises(ValueError, match="yielded no batch"):
+        next(stream([], "cpu"))
 
 
 def test_bad_input_is_explained():

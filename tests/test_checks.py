@@ -1,16 +1,17 @@
-"""utils.checks: each check passes good input unchanged and refuses bad input with a message that names the value,
-what was expected and the fix."""
+"""utils.checks: each check passes good input unchanged and refuses bad input with a message that
+names the value, what was expected and the fix."""
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from utils.batches import ResidentBatches
-from utils.checks import (MissingKeyError, check_channels, check_codes, check_count, check_grid, check_ids,
-                          check_one_each, check_pixels, check_range, check_vqvae_hp, checked, resident_tensors)
+from utils.checks import (MissingKeyError, check_channels, check_codes, check_count, check_grid,
+                          check_ids, check_one_each, check_pixels, check_range, check_vqvae_hp,
+                          checked, resident_tensors)
 
-HP = dict(num_hiddens=16, num_residual_layers=1, num_residual_hiddens=8, num_embeddings=32, embedding_dim=8,
-          commitment_cost=0.25, decay=0.99, learning_rate=1e-3)
+HP = dict(num_hiddens=16, num_residual_layers=1, num_residual_hiddens=8, num_embeddings=32,
+          embedding_dim=8, commitment_cost=0.25, decay=0.99, learning_rate=1e-3)
 
 
 # check_grid
@@ -23,10 +24,12 @@ def test_grid_names_the_size_the_result_and_two_fixes():
     with pytest.raises(ValueError) as info:
         check_grid(torch.zeros(2, 3, 30, 30), 4, "enc")
     msg = str(info.value)
-    assert msg.startswith("enc: images of 30x30") and "come back as 28x28" in msg and "28x28 or 32x32" in msg
+    assert msg.startswith("enc: images of "
+                          "30x30") and "come back as 28x28" in msg and "28x28 or 32x32" in msg
 
 
-@pytest.mark.parametrize("x, err", [(torch.zeros(3, 32, 32), ValueError), (np.zeros((1, 3, 32, 32)), TypeError)])
+@pytest.mark.parametrize("x, err", [(torch.zeros(3, 32, 32), ValueError),
+                                    (np.zeros((1, 3, 32, 32)), TypeError)])
 def test_grid_refuses_a_missing_axis_and_non_tensors(x, err):
     with pytest.raises(err, match="unsqueeze|torch.as_tensor"):
         check_grid(x, 4)
@@ -35,7 +38,8 @@ def test_grid_refuses_a_missing_axis_and_non_tensors(x, err):
 # check_channels
 def test_channels_name_the_count_the_expected_shape_and_the_module():
     check_channels(torch.zeros(1, 4, 2, 2), 4)
-    with pytest.raises(ValueError, match=r"Linear: inputs of shape \(1, 5, 2, 2\) have 5 channels, expected \(B, 4"):
+    with pytest.raises(ValueError, match=r"Linear: inputs of shape \(1, 5, 2, 2\) have 5 channels, "
+                                         r"expected \(B, 4"):
         check_channels(torch.zeros(1, 5, 2, 2), 4, torch.nn.Linear(1, 1))
     with pytest.raises(ValueError, match="have 2 axes"):
         check_channels(torch.zeros(4, 4), 4)
@@ -46,8 +50,8 @@ def test_ids_pass_and_refuse_out_of_range_naming_the_first_bad_one():
     y = torch.tensor([0, 9, 3])
     assert check_ids(y, 10) is y
     check_ids(torch.zeros(0, dtype=torch.long), 10)                    # empty: nothing to check
-    with pytest.raises(ValueError, match=r"labels: ids must lie in \[0, 9\].*from -2 to 11 \(2 outside, the first "
-                                         r"11 at flat position 1\): fix it"):
+    with pytest.raises(ValueError, match=r"labels: ids must lie in \[0, 9\].*from -2 to 11 "
+                                         r"\(2 outside, the first 11 at flat position 1\): fix it"):
         check_ids(torch.tensor([3, 11, -2]), 10, "labels", "fix it")
 
 
@@ -60,7 +64,8 @@ def test_ids_refuse_float_and_bool(t):
 def test_codes_check_codes_and_labels_in_one_go():
     codes = torch.randint(0, 8, (3, 2, 2))
     assert check_codes(codes, 8, "p", torch.tensor([0, 1, 2]), 3) is codes
-    with pytest.raises(ValueError, match=r"p: code grids: ids must lie in \[0, 7\].*num_embeddings"):
+    with pytest.raises(ValueError,
+                       match=r"p: code grids: ids must lie in \[0, 7\].*num_embeddings"):
         check_codes(codes + 8, 8, "p")
     with pytest.raises(ValueError, match=r"p: labels: ids must lie in \[0, 2\]"):
         check_codes(codes, 8, "p", torch.tensor([0, 1, 3]), 3)
@@ -73,7 +78,7 @@ def test_codes_check_codes_and_labels_in_one_go():
 # check_range / check_pixels
 def test_range_catches_nan_that_comparisons_let_through():
     x = torch.tensor([0.1, float("nan"), 0.2])
-    assert not (x.min() < 0 or x.max() > 1)                             # the comparison a NaN slips past
+    assert not (x.min() < 0 or x.max() > 1)                   # the comparison a NaN slips past
     with pytest.raises(ValueError, match="hold NaN values.*torch.isnan"):
         check_range(x, 0, 1, "px")
     with pytest.raises(ValueError, match="hold infinite values"):
@@ -104,8 +109,8 @@ def test_pixels_in_range_pass_and_slack_widens():
 # check_one_each
 @pytest.mark.parametrize("y", [7, torch.tensor(7), np.int64(7)])
 def test_one_number_for_a_batch_says_how_to_repeat_it(y):
-    with pytest.raises(ValueError, match=r"labels=7 is one number; expected one per z, 5 in all: pass "
-                                         r"torch.full\(\(5,\), 7\)"):
+    with pytest.raises(ValueError, match=r"labels=7 is one number; expected one per z, 5 in all: "
+                                         r"pass torch.full\(\(5,\), 7\)"):
         check_one_each(y, 5, "labels", "z")
 
 
@@ -122,7 +127,8 @@ def test_hp_missing_decay_is_a_readable_key_error():
     with pytest.raises(KeyError) as info:
         check_vqvae_hp(hp)
     assert isinstance(info.value, MissingKeyError)
-    assert str(info.value).startswith("hp lacks 'decay' (it has 'num_hiddens'") and "dict(hp, decay=...)" in str(info.value)
+    assert str(info.value).startswith("hp lacks 'decay' (it has "
+                                      "'num_hiddens'") and "dict(hp, decay=...)" in str(info.value)
     with pytest.raises(KeyError, match="'learning_rate'"):
         check_vqvae_hp({k: v for k, v in HP.items() if k != "learning_rate"}, learning_rate=True)
     with pytest.raises(TypeError, match="dict of hyperparameters"):
@@ -135,9 +141,10 @@ def test_count_accepts_whole_numbers(value):
     assert check_count(value, "limit") == 500 and type(check_count(value, "limit")) is int
 
 
-@pytest.mark.parametrize("value, err, text", [("500", TypeError, "limit='500' is a str.*limit=500"),
-                                              (2.5, TypeError, "is a float"), (True, TypeError, "is a bool"),
-                                              (None, TypeError, "NoneType"), (0, ValueError, ">= 1, not 0")])
+@pytest.mark.parametrize("value, err, text", [
+    ("500", TypeError, "limit='500' is a str.*limit=500"), (2.5, TypeError, "is a float"),
+    (True, TypeError, "is a bool"), (None, TypeError, "NoneType"),
+    (0, ValueError, ">= 1, not 0")])
 def test_count_refuses_strings_fractions_bools_and_zero(value, err, text):
     with pytest.raises(err, match=text):
         check_count(value, "limit")
@@ -174,7 +181,7 @@ def test_checked_checks_every_host_batch_and_names_it():
     with pytest.raises(ValueError, match=r"batch 3 of the loader: x range from 5 to 5"):
         list(wrapped)
     assert len(seen) == 3
-    assert list(checked(batches[:2], check)) == batches[:2]            # re-iterable, batches unchanged
+    assert list(checked(batches[:2], check)) == batches[:2]   # re-iterable, batches unchanged
     assert checked(batches, None) is batches
 
 

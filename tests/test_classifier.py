@@ -1,15 +1,16 @@
-"""The MNIST judge: shapes and clear errors, the recipe learns, the committed weights score >= 99 % on the
-MNIST test set, and without them load_judge trains the recipe once and caches it."""
+"""The MNIST judge: shapes and clear errors, the recipe learns, the committed weights score >= 99 %
+on the MNIST test set, and without them load_judge trains the recipe once and caches it."""
 import pytest
 import torch
 
 from utils import classifier
-from utils.classifier import JUDGE_PATH, MnistClassifier, judge, load_judge, load_weights, save_weights, train_classifier
+from utils.classifier import (JUDGE_PATH, MnistClassifier, judge, load_judge, load_weights,
+                              save_weights, train_classifier)
 from utils.data import load_dataset
 
 
 def toy_digits(n=256):
-    """Two trivially separable 'digits': bright top half (class 0) or bright bottom half (class 1)."""
+    """Two trivially separable 'digits': bright top half (class 0) or bottom half (class 1)."""
     y = torch.arange(n) % 2
     x = torch.zeros(n, 1, 28, 28)
     x[y == 0, :, :14] = 1.0
@@ -33,7 +34,7 @@ def test_recipe_learns_and_fp16_weights_round_trip(tmp_path):
     assert out["features"].shape == (256, 128) and out["confidence"].min() > 0.5
     loaded = load_weights(save_weights(model, tmp_path / "j.pt", epochs=2))
     for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
-        torch.testing.assert_close(b, a.half().float(), msg=k)          # stored in fp16, computed in fp32
+        torch.testing.assert_close(b, a.half().float(), msg=k)   # stored in fp16, computed in fp32
 
 
 def test_committed_judge_scores_99_percent_on_the_test_set():
@@ -54,11 +55,13 @@ def test_without_committed_weights_the_recipe_trains_once(tmp_path, monkeypatch)
     assert "RETRAINED here by the same recipe" in how and (tmp_path / "checkpoints").is_dir()
     again, how = load_judge("cpu", x, y, epochs=1)
     assert "trained here earlier" in how
-    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    pairs = zip(first.state_dict().values(), again.state_dict().values())
+    assert all(torch.equal(a, b) for a, b in pairs)
 
 
 def test_the_recipe_is_adam_then_a_tenth_of_the_rate_in_the_last_epoch():
-    """train_classifier equals the recipe written out by hand (the loop that made the committed weights)."""
+    """train_classifier equals the recipe written out by hand: plain Adam, the loop that made the
+    committed weights (the same numbers, bit for bit)."""
     import torch.nn.functional as F
 
     from utils.batches import ResidentBatches
@@ -83,7 +86,8 @@ def test_the_recipe_is_adam_then_a_tenth_of_the_rate_in_the_last_epoch():
 
 @pytest.mark.parametrize("content, fragment", [
     (b"", "not a readable judge checkpoint"),
-    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 850000\n", "Git LFS pointer"),
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 850000\n",
+     "Git LFS pointer"),
     (bytes(range(256)) * 8, "not a readable judge checkpoint"),
     ("truncated", "not a readable judge checkpoint"),
 ])
@@ -95,4 +99,4 @@ def test_broken_judge_weights_name_the_file_and_the_fix(tmp_path, monkeypatch, c
         load_judge("cpu")
     message = str(info.value)
     assert fragment in message and str(path) in message and "python -m utils.classifier" in message
-    assert "weights_only" not in message                     # never the misleading advice of torch.load
+    assert "weights_only" not in message              # never the misleading advice of torch.load

@@ -1,6 +1,7 @@
-"""bench/cuda_graph.py (the CUDA-graph update the bench wraps). On the CPU: the wrapper is a plain call.
-Where CUDA exists: 100 captured updates of the real VQ-VAE (EMA quantiser, restart on) and the real VAE
-equal 100 eager updates from the same state -- parameters, EMA buffers and losses -- to fp32 tolerance."""
+"""bench/cuda_graph.py (the CUDA-graph update the bench wraps). On the CPU: the wrapper is a plain
+call. Where CUDA exists: 100 captured updates of the real VQ-VAE (EMA quantiser, restart on) and the
+real VAE equal 100 eager updates from the same state -- parameters, EMA buffers and losses -- to
+fp32 tolerance."""
 import copy
 
 import pytest
@@ -46,7 +47,7 @@ def test_graph_adam_on_cpu_is_plain_adam_with_a_float_lr():
 
 
 def run_updates(make, update_of, batches, graph):
-    """Build a fresh (model, optimizer) from ``make``, apply one update per batch (captured or eager)."""
+    """A fresh (model, optimizer) from ``make``, one update per batch (captured or eager)."""
     model, opt = make()
     fn = update_of(model, opt)
     step = CUDAGraphStep(fn, warmup=3) if graph else fn
@@ -63,9 +64,10 @@ def assert_same_training(make, update_of, batches):
     (m0, l0, _), (m1, l1, mode) = results
     assert mode == "cuda-graph", mode
     torch.testing.assert_close(l1, l0, rtol=1e-4, atol=1e-5)
-    s0, s1 = m0.state_dict(), m1.state_dict()             # parameters and buffers (EMA sums, counts, ...)
+    s0, s1 = m0.state_dict(), m1.state_dict()     # parameters and buffers (EMA sums, counts, ...)
     for k in s0:
-        torch.testing.assert_close(s1[k].float(), s0[k].float(), rtol=1e-4, atol=1e-5, msg=f"{k} differs")
+        torch.testing.assert_close(s1[k].float(), s0[k].float(), rtol=1e-4, atol=1e-5,
+                                   msg=f"{k} differs")
 
 
 @cuda
@@ -73,12 +75,13 @@ def test_captured_vqvae_updates_equal_eager_updates():
     nb = load_definitions("Q2_VQVAE.ipynb")
     hp = dict(num_hiddens=64, num_residual_layers=2, num_residual_hiddens=32, num_embeddings=128,
               embedding_dim=32, commitment_cost=0.25, decay=0.99)
-    ours = next(settings for name, settings, _ in nb.ablation_plan(100, 64) if name.endswith("= ours"))
+    ours = next(settings for name, settings, _ in nb.ablation_plan(100, 64)
+                if name.endswith("= ours"))
     torch.manual_seed(1)
     batches = [(torch.rand(64, 3, 32, 32, device="cuda") - 0.5,) for _ in range(100)]
 
     def make():
-        model = nb.build_model(ours, hp, restart_every=10).cuda()        # EMA quantiser, restart every 10
+        model = nb.build_model(ours, hp, restart_every=10).cuda()  # EMA quantiser, restarts
         return model, graph_adam([p for p in model.parameters() if p.requires_grad], 1e-3, "cuda")
 
     def update_of(model, opt):
@@ -105,7 +108,8 @@ def test_captured_vae_updates_equal_eager_updates():
         return model, graph_adam(model.parameters(), 1e-3, "cuda")
 
     def update_of(model, opt):
-        def update(x):    # train_vae_mlp's update (the reparameterisation draws from the CUDA generator)
+        # train_vae_mlp's update (the reparameterisation draws from the CUDA generator)
+        def update(x):
             opt.zero_grad(set_to_none=True)
             recon, mu, logvar = model(x)
             loss = nb.vae_loss(recon, x, mu, logvar)

@@ -1,4 +1,3 @@
-import gzip
 import struct
 
 import numpy as np
@@ -6,14 +5,16 @@ import pytest
 import torch
 from torchvision.io import encode_jpeg
 
-from utils.data import CIFAR10_CLASSES, DataCorruptError, DataNotFoundError, canonical_name, load_dataset, load_raw
+from utils.data import (CIFAR10_CLASSES, DataCorruptError, DataNotFoundError, canonical_name,
+                        load_dataset, load_raw)
 from utils.runtime import REPO_ROOT as ROOT
 
 
 def write_idx(path, array):
-    """Write an IDX (MNIST) file: magic (0, 0, uint8 type 0x08, ndim), big-endian dims, raw bytes."""
+    """Write an IDX (MNIST) file: magic (0, 0, uint8 type 0x08, ndim), big-endian dims, bytes."""
     array = np.asarray(array, dtype=np.uint8)
-    header = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = (struct.pack(">BBBB", 0, 0, 8, array.ndim)
+              + struct.pack(f">{array.ndim}I", *array.shape))
     path.write_bytes(header + array.tobytes())
 
 
@@ -36,7 +37,8 @@ def tiny_cifar_jpg(tmp_path):
             folder.mkdir(parents=True)
             for i in range(per_class):
                 img = torch.full((3, 32, 32), 20 * c + i, dtype=torch.uint8)
-                (folder / f"{i:04d}.jpg").write_bytes(encode_jpeg(img, quality=95).numpy().tobytes())
+                jpeg = encode_jpeg(img, quality=95).numpy().tobytes()
+                (folder / f"{i:04d}.jpg").write_bytes(jpeg)
     return tmp_path
 
 
@@ -53,7 +55,7 @@ def test_aliases():
 def test_bad_split_and_limit(tiny_mnist):
     with pytest.raises(ValueError, match="split must be"):
         load_dataset("mnist", "val", root=tiny_mnist)
-    with pytest.raises(ValueError, match="limit must be"):
+    with pytest.raises(ValueError, match="limit must be a whole number >= 1, not 0"):
         load_dataset("mnist", "train", root=tiny_mnist, limit=0)
 
 
@@ -64,8 +66,9 @@ def test_empty_folder_offline_gives_one_clear_line(tmp_path, name):
     msg = str(info.value)
     assert "\n" not in msg
     assert str(tmp_path) in msg and "python -m utils.data" in msg      # online: how to download
-    assert ("ubyte" in msg or "cifar-10-batches-py" in msg) and "DATA_ROOT" in msg   # offline: what to place where
-    assert info.value.__cause__ is None and info.value.__suppress_context__  # no torchvision traceback chained
+    # offline: what to place where
+    assert ("ubyte" in msg or "cifar-10-batches-py" in msg) and "DATA_ROOT" in msg
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no chained traceback
 
 
 def test_mnist_from_raw_then_cache(tiny_mnist):
@@ -93,7 +96,8 @@ def test_a_broken_mnist_file_is_named_not_called_missing(tiny_mnist, damage, fra
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(DataCorruptError) as info:
         load_dataset("mnist", root=tiny_mnist, download=False)
-    assert fragment in str(info.value) and str(path) in str(info.value) and "Delete it" in str(info.value)
+    message = str(info.value)
+    assert fragment in message and str(path) in message and "Delete it" in message
 
 
 def test_a_truncated_cache_is_named_and_rebuilt(tiny_mnist):
@@ -138,7 +142,8 @@ def test_limit_is_a_fixed_stratified_looking_subset(tiny_cifar_jpg):
 REAL = ROOT / "data"
 
 
-@pytest.mark.skipif(not (REAL / "MNIST" / "raw" / "train-images-idx3-ubyte").exists(), reason="data/ not filled")
+@pytest.mark.skipif(not (REAL / "MNIST" / "raw" / "train-images-idx3-ubyte").exists(),
+                    reason="data/ not filled")
 def test_real_mnist_shapes_and_balance():
     x, y = load_dataset("mnist", "train")
     xt, yt = load_dataset("mnist", "test")
@@ -146,8 +151,8 @@ def test_real_mnist_shapes_and_balance():
     assert y.bincount().tolist()[:2] == [5923, 6742]  # the known MNIST train label counts
 
 
-@pytest.mark.skipif(not (REAL / "cifar10-jpg" / "test").exists() and not (REAL / "cifar-10-batches-py").exists(),
-                    reason="data/ not filled")
+@pytest.mark.skipif(not (REAL / "cifar10-jpg" / "test").exists()
+                    and not (REAL / "cifar-10-batches-py").exists(), reason="data/ not filled")
 def test_real_cifar_shapes_and_balance():
     x, y = load_dataset("cifar10", "test")
     assert x.shape == (10000, 3, 32, 32)

@@ -1,8 +1,9 @@
-"""Issue #32: bad input into the models and loops defined in the notebooks gets one clear error, raised before
-any work (a training update, a write), naming the value, what was expected and the fix.
+"""Issue #32: bad input into the models and loops defined in the notebooks gets one clear error,
+raised before any work (a training update, a write), naming the value, what was expected and the
+fix.
 
-The definitions come from the notebooks in the repository; ``INPUT_CHECKS_NOTEBOOKS=DIR`` loads them from the
-notebooks in DIR instead (a patched copy, before it replaces the committed ones)."""
+The definitions come from the notebooks in the repository; ``INPUT_CHECKS_NOTEBOOKS=DIR`` loads them
+from the notebooks in DIR instead (a patched copy, before it replaces the committed ones)."""
 import os
 import sys
 from pathlib import Path
@@ -10,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 from tools.notebooks import load_definitions
 from utils.batches import ResidentBatches
@@ -22,8 +22,9 @@ FOLDER = Path(os.environ.get("INPUT_CHECKS_NOTEBOOKS") or REPO_ROOT)
 
 
 def _load(name):
-    """The notebook's definitions, leaving sys.modules[stem] as it was: other test modules (and the worker
-    processes of utils.parallel, which pickle their classes by that name) keep the module they loaded."""
+    """The notebook's definitions, leaving sys.modules[stem] as it was: other test modules (and the
+    worker processes of utils.parallel, which pickle their classes by that name) keep the module
+    they loaded."""
     stem, missing = Path(name).stem, object()
     before = sys.modules.get(stem, missing)
     try:
@@ -46,12 +47,14 @@ def q2():
 
 
 def tiny_hp(**kw):
-    return dict(dict(num_hiddens=16, num_residual_layers=1, num_residual_hiddens=8, num_embeddings=32,
-                     embedding_dim=8, commitment_cost=0.25, decay=0.99, learning_rate=3e-3), **kw)
+    return dict(dict(num_hiddens=16, num_residual_layers=1, num_residual_hiddens=8,
+                     num_embeddings=32, embedding_dim=8, commitment_cost=0.25, decay=0.99,
+                     learning_rate=3e-3), **kw)
 
 
 class Batches:
-    """An iterable of given batches that exposes no data set (the generic loader), counting what was drawn."""
+    """An iterable of given batches that exposes no data set (the generic loader), counting what was
+    drawn."""
 
     def __init__(self, *batches):
         self.batches, self.drawn = list(batches), 0
@@ -79,7 +82,8 @@ def test_model_refuses_30x30_images_naming_the_size_and_the_fix(q2):
     with pytest.raises(ValueError) as info:
         model(torch.rand(2, 3, 30, 30) - 0.5)
     msg = str(info.value)
-    assert "30x30" in msg and "multiples of 4" in msg and "28x28" in msg and "32x32" in msg and "pad" in msg
+    assert ("30x30" in msg and "multiples of 4" in msg and "28x28" in msg and "32x32" in msg
+            and "pad" in msg)
 
 
 def test_encoder_alone_refuses_30x30_images(q2):
@@ -93,14 +97,17 @@ def test_sizes_that_are_multiples_of_4_come_back_whole(q2, size):
     assert model(torch.rand(2, 1, size, size) - 0.5)[1].shape == (2, 1, size, size)
 
 
-@pytest.mark.parametrize("cls", ["VectorQuantizer", "VectorQuantizerEMA", "TracedVectorQuantizerEMA"])
+@pytest.mark.parametrize("cls", [
+    "VectorQuantizer",
+    "VectorQuantizerEMA",
+    "TracedVectorQuantizerEMA"])
 def test_quantiser_refuses_inputs_whose_channels_are_not_embedding_dim(q2, cls):
     vq = getattr(q2, cls)(*((8, 4, 0.25) if cls == "VectorQuantizer" else (8, 4, 0.25, 0.99)))
     with pytest.raises(ValueError) as info:
         vq(torch.randn(2, 5, 3, 3))
     msg = str(info.value)
     assert cls in msg and "5 channels" in msg and "(B, 4, H, W)" in msg and "embedding_dim" in msg
-    assert vq(torch.randn(2, 4, 3, 3))[1].shape == (2, 4, 3, 3)          # the right input still works
+    assert vq(torch.randn(2, 4, 3, 3))[1].shape == (2, 4, 3, 3)          # right input still works
 
 
 def test_ema_quantiser_state_untouched_by_a_refused_input(q2):
@@ -131,7 +138,8 @@ def test_vqvae_training_checks_every_host_batch_not_only_the_first(q2, monkeypat
     monkeypatch.setattr(model, "forward", lambda x: updates.append(1) or real_forward(x))
     with pytest.raises(ValueError, match="batch 2 of the loader: the training images hold NaN"):
         q2.train_vqvae(model, loader, 4, 0.05)
-    assert len(updates) == 1                                            # the bad batch never reached the model
+    # the bad batch never reached the model
+    assert len(updates) == 1
 
 
 def test_vqvae_training_still_stops_on_a_nan_loss_from_the_weights(q2):
@@ -156,13 +164,16 @@ def test_vqvae_training_refuses_pixels_out_of_range(q2, pixels, hint):
 def test_build_model_without_decay_names_the_key(q2, settings):
     hp = tiny_hp()
     del hp["decay"]
-    if settings == "SKELETON_PLAIN":                                    # the plain quantiser needs no decay
+    # the plain quantiser needs no decay
+    if settings == "SKELETON_PLAIN":
         assert q2.build_model(q2.SKELETON_PLAIN, hp) is not None
         return
     with pytest.raises(KeyError) as info:
         q2.build_model(q2.SKELETON_EMA, hp)
-    assert "'decay'" in str(info.value) and "0.99" in str(info.value) and "dict(hp" in str(info.value)
-    assert not str(info.value).startswith("\"")                         # printed as a sentence, not a repr
+    assert ("'decay'" in str(info.value) and "0.99" in str(info.value)
+            and "dict(hp" in str(info.value))
+    # printed as a sentence, not a repr
+    assert not str(info.value).startswith("\"")
 
 
 def test_run_vqvae_checks_hp_before_any_work(q2):
@@ -172,7 +183,8 @@ def test_run_vqvae_checks_hp_before_any_work(q2):
     state = torch.random.get_rng_state()
     with pytest.raises(KeyError, match="'learning_rate'"):
         q2.run_vqvae(q2.SKELETON_PLAIN, hp, x, x, 0.05, updates=1, batch_size=4, seed=0)
-    assert torch.equal(torch.random.get_rng_state(), state)             # not even seeded: nothing ran
+    # not even seeded: nothing ran
+    assert torch.equal(torch.random.get_rng_state(), state)
 
 
 # ------------------------------------------------------------------ Q2: the PixelCNN prior
@@ -184,7 +196,8 @@ def test_prior_forward_refuses_codes_outside_its_codebook(q2, value):
     with pytest.raises(ValueError) as info:
         prior(codes, torch.tensor([0, 1]))
     msg = str(info.value)
-    assert "GatedPixelCNN" in msg and "[0, 15]" in msg and str(value) in msg and "num_embeddings" in msg
+    assert ("GatedPixelCNN" in msg and "[0, 15]" in msg and str(value) in msg
+            and "num_embeddings" in msg)
 
 
 def test_prior_forward_refuses_labels_outside_its_classes(q2):
@@ -204,7 +217,8 @@ def test_train_prior_refuses_bad_codes_before_the_first_update(q2):
     codes, y = torch.randint(0, 8, (16, 4, 4)), torch.zeros(16, dtype=torch.long)
     codes[11, 0, 0] = 8
     before = [p.clone() for p in prior.parameters()]
-    with pytest.raises(ValueError, match="train_prior: code grids.*the first 8 at flat position 176"):
+    with pytest.raises(ValueError,
+                       match="train_prior: code grids.*the first 8 at flat position 176"):
         q2.train_prior(prior, codes, y, 3, 8, desc="test")
     assert all(torch.equal(a, b) for a, b in zip(before, prior.parameters()))
 
@@ -212,7 +226,8 @@ def test_train_prior_refuses_bad_codes_before_the_first_update(q2):
 def test_train_prior_refuses_bad_labels(q2):
     prior = q2.GatedPixelCNN(8, 10, channels=8, num_layers=2)
     with pytest.raises(ValueError, match=r"train_prior: labels.*\[0, 9\]"):
-        q2.train_prior(prior, torch.zeros(16, 4, 4, dtype=torch.long), torch.full((16,), 10), 3, 8, desc="test")
+        q2.train_prior(prior, torch.zeros(16, 4, 4, dtype=torch.long), torch.full((16,), 10), 3, 8,
+                       desc="test")
 
 
 def test_bits_per_code_refuses_bad_codes(q2):
@@ -237,7 +252,8 @@ def _images(n):
 
 def test_cvae_label_10_in_a_later_batch_stops_before_that_update(q1, monkeypatch):
     model = q1.CVAE_MLP(784, 16, 2, 10, "cpu")
-    loader = Batches((_images(4), torch.tensor([1, 2, 3, 4])), (_images(4), torch.tensor([5, 6, 10, 7])),
+    loader = Batches((_images(4), torch.tensor([1, 2, 3, 4])),
+                     (_images(4), torch.tensor([5, 6, 10, 7])),
                      (_images(4), torch.tensor([1, 1, 1, 1])))
     CountingAdam.steps = 0
     opt = CountingAdam(model.parameters(), 1e-3)
@@ -245,7 +261,7 @@ def test_cvae_label_10_in_a_later_batch_stops_before_that_update(q1, monkeypatch
         q1.train_cvae_mlp(model, loader, 1, verbose=False, optimizer=opt)
     msg = str(info.value)
     assert "batch 2" in msg and "[0, 9]" in msg and "10" in msg and "y - 1" in msg
-    assert CountingAdam.steps == 1 and loader.drawn == 2                # the bad batch never trained
+    assert CountingAdam.steps == 1 and loader.drawn == 2                # bad batch never trained
 
 
 def test_cvae_labels_of_a_resident_loader_are_checked_before_any_update(q1):
@@ -254,7 +270,8 @@ def test_cvae_labels_of_a_resident_loader_are_checked_before_any_update(q1):
     y[13] = 10                                                          # in the last batch
     CountingAdam.steps = 0
     opt = CountingAdam(model.parameters(), 1e-3)
-    for loader in (ResidentBatches(_images(16), y, batch_size=4), q1.skeleton_loader(_images(16), y, 4)):
+    for loader in (ResidentBatches(_images(16), y, batch_size=4),
+                   q1.skeleton_loader(_images(16), y, 4)):
         with pytest.raises(ValueError, match=r"\[0, 9\]"):
             q1.train_cvae_mlp(model, loader, 1, verbose=False, optimizer=opt)
     assert CountingAdam.steps == 0
@@ -267,7 +284,8 @@ def test_vae_nan_in_a_later_batch_stops_before_that_update(q1):
     loader = Batches((_images(4),), (bad,))
     CountingAdam.steps = 0
     with pytest.raises(ValueError, match="batch 2.*NaN"):
-        q1.train_vae_mlp(model, loader, 1, verbose=False, optimizer=CountingAdam(model.parameters(), 1e-3))
+        q1.train_vae_mlp(model, loader, 1, verbose=False,
+                         optimizer=CountingAdam(model.parameters(), 1e-3))
     assert CountingAdam.steps == 1
 
 
@@ -297,10 +315,12 @@ def test_decode_with_the_wrong_number_of_labels_keeps_its_message(q1):
 
 
 def test_step_loss_one_hot_never_sees_a_bad_label(q1):
-    """The skeleton's F.one_hot in the CVAE's step: torch's message would name no input; ours comes first."""
+    """The skeleton's F.one_hot in the CVAE's step: torch's message would name no input; ours comes
+    first."""
     model = q1.CVAE_MLP(784, 16, 2, 10, "cpu")
     with pytest.raises(ValueError, match=r"labels: ids must lie in \[0, 9\]"):
-        q1.train_cvae_mlp(model, Batches((_images(4), torch.tensor([0, 1, 2, -1]))), 1, verbose=False)
+        q1.train_cvae_mlp(model, Batches((_images(4), torch.tensor([0, 1, 2, -1]))), 1,
+                          verbose=False)
 
 
 def test_f_one_hot_is_what_would_fail_without_the_check():

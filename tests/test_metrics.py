@@ -1,4 +1,3 @@
-import math
 
 import numpy as np
 import pytest
@@ -20,7 +19,8 @@ def test_frechet_matches_closed_form():
 
 
 def test_active_units():
-    mu = torch.cat([torch.randn(500, 3), torch.full((500, 2), 0.3) + 1e-3 * torch.randn(500, 2)], dim=1)
+    still = torch.full((500, 2), 0.3) + 1e-3 * torch.randn(500, 2)       # two inactive units
+    mu = torch.cat([torch.randn(500, 3), still], dim=1)
     assert active_units(mu) == 3
     with pytest.raises(ValueError):
         active_units(torch.zeros(5))

@@ -1,5 +1,6 @@
-"""Every notebook runs top to bottom in fast mode (tests/test_bootstrap.py runs each alone, too) without touching
-the committed results; the committed notebooks carry a real run that a reader can read."""
+"""Every notebook runs top to bottom in fast mode (tests/test_bootstrap.py runs each alone, too)
+without touching the committed results; the committed notebooks carry a real run that a reader can
+read."""
 import copy
 import hashlib
 import re
@@ -8,14 +9,15 @@ import shutil
 import nbformat
 import pytest
 
-from tools.notebooks import NOTEBOOKS, coalesce_streams, execute, resolve_carriage_returns
+from tools.notebooks import NOTEBOOKS, coalesce_streams, execute
 from utils.runtime import REPO_ROOT as ROOT
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:work|tmp|root|home|Users|content)/")
 
 
 def snapshot(folder):
-    return {p.relative_to(ROOT): hashlib.md5(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+    return {p.relative_to(ROOT): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in folder.rglob("*") if p.is_file()}
 
 
 def outputs_of(nb):
@@ -23,14 +25,16 @@ def outputs_of(nb):
 
 
 def banner(nb):
-    """The text of the first code cell that printed something (the first cell, the bootstrap, prints nothing)."""
+    """The text of the first code cell that printed something (the first cell, the bootstrap, prints
+    nothing)."""
     cell = next(c for c in nb.cells if c.cell_type == "code" and c.get("outputs"))
     return "".join(o.get("text", "") for o in cell.outputs)
 
 
 def stderr_lines(cell):
-    """Lines of stderr as Jupyter displays them: consecutive pieces merged, carriage returns resolved
-    (plain nbclient stores every tqdm refresh as its own record; a reader sees one line per bar)."""
+    """Lines of stderr as Jupyter displays them: consecutive pieces merged, carriage returns
+    resolved (plain nbclient stores every tqdm refresh as its own record; a reader sees one line per
+    bar)."""
     shown = nbformat.v4.new_notebook()
     shown.cells = [copy.deepcopy(cell)]
     coalesce_streams(shown)
@@ -67,9 +71,12 @@ def test_notebook_runs_in_fast_mode(name, tmp_path, monkeypatch):
     nb = nbformat.read(out, as_version=4)
     assert not [o for _, o in outputs_of(nb) if o.output_type == "error"]
     assert "mode     fast" in banner(nb)                 # the first output says the run mode
-    assert any((tmp_path / "out" / "results").glob("*.json")), "fast run wrote no metrics under OUTPUT_ROOT"
-    assert (snapshot(ROOT / "results"), src.read_bytes()) == before, "a fast run changed committed files"
-    assert not [o for _, o in outputs_of(nb) if ABSOLUTE_PATH.search(str(o))], "an absolute path was printed"
+    assert any((tmp_path / "out" / "results").glob("*.json")), \
+        "fast run wrote no metrics under OUTPUT_ROOT"
+    assert (snapshot(ROOT / "results"), src.read_bytes()) == before, \
+        "a fast run changed committed files"
+    assert not [o for _, o in outputs_of(nb) if ABSOLUTE_PATH.search(str(o))], \
+        "an absolute path was printed"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -79,8 +86,10 @@ def test_committed_notebook_is_a_complete_readable_run(name):
 
 def test_stderr_lines_count_what_jupyter_shows():
     cell = nbformat.v4.new_code_cell("x", outputs=[
-        nbformat.v4.new_output("stream", name="stderr", text=f"\rbar: {i:3d}%|") for i in range(0, 100, 2)])
-    cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text="\rbar: 100%|\n\rnext: 1%"))
+        nbformat.v4.new_output("stream", name="stderr", text=f"\rbar: {i:3d}%|")
+        for i in range(0, 100, 2)])
+    cell.outputs.append(
+        nbformat.v4.new_output("stream", name="stderr", text="\rbar: 100%|\n\rnext: 1%"))
     assert stderr_lines(cell) == 2 and len(cell.outputs) == 51
 
 
@@ -110,20 +119,21 @@ def test_streams_are_stored_as_jupyter_shows_them():
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x", outputs=[
         nbformat.v4.new_output("stream", name="stderr", text="bar:  10%|#\r"),
-        nbformat.v4.new_output("stream", name="stderr", text="bar:  50%|#####\rbar: 100%|##########\n"),
+        nbformat.v4.new_output("stream", name="stderr",
+                               text="bar:  50%|#####\rbar: 100%|##########\n"),
         nbformat.v4.new_output("stream", name="stdout", text="done\n")])]
     coalesce_streams(nb)
     outs = nb.cells[0].outputs
-    assert [o.name for o in outs] == ["stderr", "stdout"] and outs[0].text == "bar: 100%|##########\n"
-    assert resolve_carriage_returns("a\rb\nc") == "b\nc"
+    assert ([o.name for o in outs] == ["stderr", "stdout"]
+            and outs[0].text == "bar: 100%|##########\n")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_full_mode_runs_on_the_cpu_at_a_tiny_budget(name, tmp_path, monkeypatch):
-    """Every branch that only full mode takes runs here first, not on a grader's GPU: full mode with every count
-    scaled down (BUDGET_SCALE), on the CPU. It writes where a grader's re-run writes (runs/full/, no OUTPUT_ROOT),
-    and the committed record stays as it was."""
+    """Every branch that only full mode takes runs here first, not on a grader's GPU: full mode with
+    every count scaled down (BUDGET_SCALE), on the CPU. It writes where a grader's re-run writes
+    (runs/full/, no OUTPUT_ROOT), and the committed record stays as it was."""
     src = ROOT / name
     monkeypatch.delenv("FAST", raising=False)
     monkeypatch.delenv("OUTPUT_ROOT", raising=False)
@@ -136,5 +146,7 @@ def test_full_mode_runs_on_the_cpu_at_a_tiny_budget(name, tmp_path, monkeypatch)
     nb = nbformat.read(out, as_version=4)
     assert "mode     full" in banner(nb) and "BUDGET_SCALE=0.001" in banner(nb)
     assert not [o for _, o in outputs_of(nb) if o.output_type == "error"]
-    assert (snapshot(ROOT / "results"), src.read_bytes()) == before, "a dry run changed committed files"
-    assert any((ROOT / "runs" / "full" / "results").glob("*.json")), "the re-run wrote no metrics under runs/full/"
+    assert (snapshot(ROOT / "results"), src.read_bytes()) == before, \
+        "a dry run changed committed files"
+    assert any((ROOT / "runs" / "full" / "results").glob("*.json")), \
+        "the re-run wrote no metrics under runs/full/"

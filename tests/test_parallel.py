@@ -1,4 +1,5 @@
-"""utils.parallel.map_runs: the same results in order, whether the tasks run in workers or one after the other."""
+"""utils.parallel.map_runs: the same results in order, whether the tasks run in workers or one after
+the other."""
 import random
 import sys
 
@@ -9,7 +10,8 @@ import torch
 from utils import runtime
 from utils.parallel import cpu_workers, map_runs
 
-forks = pytest.mark.skipif(cpu_workers("cpu") < 2, reason="worker processes need a Linux CPU with 2 cores or more")
+forks = pytest.mark.skipif(cpu_workers("cpu") < 2,
+                           reason="worker processes need a Linux CPU with 2 cores or more")
 
 
 def seeded_draw(scale, seed):
@@ -42,7 +44,8 @@ def test_the_callers_random_streams_are_left_as_they_were(workers):
     expected = random.random(), np.random.rand(), torch.rand(1)
     random.seed(5), np.random.seed(5), torch.manual_seed(5)
     map_runs(seeded_draw, [(0,), (1,)], "cpu", shared=(1.0,), workers=workers)
-    assert (random.random(), np.random.rand()) == expected[:2] and torch.equal(torch.rand(1), expected[2])
+    assert (random.random(), np.random.rand()) == expected[:2]
+    assert torch.equal(torch.rand(1), expected[2])
 
 
 @pytest.mark.parametrize("workers", [1, pytest.param(2, marks=forks)])

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from utils.plotting import image_grid, plot_curves, show_images, smooth
+from utils.plotting import image_grid, moving_average, plot_curves, savgol_smooth, show_images
 
 
 def test_grid_layout_and_range():
@@ -26,7 +26,34 @@ def test_bad_image_shape(shape):
 
 
 def test_curves_and_smoothing(tmp_path):
-    assert np.allclose(smooth([1, 2, 3, 4], 2), [1.5, 2.5, 3.5])
-    fig = plot_curves({"a": [3, 2, 1], "b": ([10, 20, 30], [1, 2, 3])}, logy=True, window=2, save=tmp_path / "c.png")
+    assert np.allclose(moving_average([1, 2, 3, 4], 3), [1.5, 2, 3, 3.5])
+    fig = plot_curves({"a": [3, 2, 1], "b": ([10, 20, 30], [1, 2, 3])}, logy=True, window=2,
+                      save=tmp_path / "c.png")
     assert len(fig.axes[0].lines) == 2 and (tmp_path / "c.png").exists()
     plt.close(fig)
+
+
+def test_smoothing_keeps_curves_possible():
+    """The skeleton's savgol_filter(x, 201, 7) overshoots at a jump (a perplexity below 1); the
+    moving average stays within the values' range; savgol_smooth equals SciPy's filter where SciPy
+    is well conditioned, and a direct polynomial fit where it is not."""
+    from scipy.signal import savgol_filter
+
+    noise = np.random.default_rng(0).normal(0, 3, 1200)
+    y = np.concatenate([np.ones(600), np.full(600, 400.0)]) + noise
+    assert savgol_smooth(y).min() < 1                       # the overshoot the figure avoids
+    m = moving_average(y)
+    assert y.min() <= m.min() and m.max() <= y.max() and len(m) == len(y)
+    np.testing.assert_allclose(savgol_smooth(y, 11, 3), savgol_filter(y, 11, 3),
+                               rtol=1e-9, atol=1e-9)
+    assert (10 ** savgol_smooth(np.log10(np.abs(y) + 1e-3)) > 0).all()
+
+
+def test_savgol_at_the_skeletons_window_is_the_least_squares_polynomial():
+    """Window 201, order 7: savgol_smooth equals numpy's polynomial fit at the window's centre (why
+    it replaces scipy.signal.savgol_filter, whose fit on raw positions loses the interior)."""
+    y = np.cumsum(np.random.default_rng(0).normal(size=1000))
+    t = np.arange(-100, 101) / 100
+    for i in (300, 500, 700):
+        centre = np.polyval(np.polyfit(t, y[i - 100:i + 101], 7), 0.0)
+        assert abs(savgol_smooth(y)[i] - centre) < 1e-8 * max(1.0, abs(centre))

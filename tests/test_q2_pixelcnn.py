@@ -15,7 +15,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _dependence(net, e, y):
-    """(positions, positions) matrix: dep[p, q] = True iff output at p has non-zero gradient wrt input at q."""
+    """(positions, positions) matrix: dep[p, q] = True iff output at p has non-zero gradient wrt
+    input at q."""
     out = net(e, y)
     b, _, h, w = out.shape
     dep = torch.zeros(h * w, h * w, dtype=torch.bool)
@@ -29,19 +30,21 @@ def _dependence(net, e, y):
 @pytest.mark.parametrize("grid", [(8, 8), (7, 7), (5, 9)])
 def test_prior_is_causal_and_blind_spot_free(grid):
     torch.manual_seed(0)
-    prior = nb.GatedPixelCNN(16, 10, channels=8, num_layers=8).double()   # the notebook's layer layout
+    # the notebook's layer layout
+    prior = nb.GatedPixelCNN(16, 10, channels=8, num_layers=8).double()
     e = torch.randn(2, 8, *grid, dtype=torch.double, requires_grad=True)
     dep = _dependence(prior.logits_from_embeddings, e, torch.tensor([1, 7]))
     n = grid[0] * grid[1]
-    future = torch.triu(torch.ones(n, n, dtype=torch.bool))            # q >= p: the position itself and later
+    future = torch.triu(torch.ones(n, n, dtype=torch.bool))  # q >= p: the position itself and later
     assert not (dep & future).any(), "output depends on the current or a later position"
     assert dep[~future].all(), "blind spot: some earlier position does not reach the output"
 
 
 @pytest.mark.parametrize("mask_type", ["A", "B"])
 def test_single_gated_layer_is_causal_for_both_stacks(mask_type):
-    """One layer, both outputs: the horizontal output never sees (i, j) or later for mask A, nor anything later
-    than (i, j) for mask B; the vertical output only sees rows <= i (it reaches the horizontal stack shifted)."""
+    """One layer, both outputs: the horizontal output never sees (i, j) or later for mask A, nor
+    anything later than (i, j) for mask B; the vertical output only sees rows <= i (it reaches
+    the horizontal stack shifted)."""
     torch.manual_seed(0)
     layer = nb.GatedMaskedConv2d(4, 5, mask_type, 3).double()
     h, w = 6, 6
@@ -53,8 +56,8 @@ def test_single_gated_layer_is_causal_for_both_stacks(mask_type):
         for j in range(w):
             gv, gh = torch.autograd.grad(h_out[:, :, i, j].sum(), (v, hx), retain_graph=True)
             gv, gh = gv.abs().sum((0, 1)), gh.abs().sum((0, 1))
-            assert (gv[i:] == 0).all(), "horizontal output sees the vertical stack's current/later rows"
-            assert (gh[:i] == 0).all() and (gh[i + 1:] == 0).all(), "horizontal stack leaves its row"
+            assert (gv[i:] == 0).all(), "horizontal output sees the vertical stack's rows >= i"
+            assert (gh[:i] == 0).all() and (gh[i + 1:] == 0).all(), "horizontal stack leaves row i"
             first_forbidden = j if mask_type == "A" else j + 1
             assert (gh[i, first_forbidden:] == 0).all()
             (gvv,) = torch.autograd.grad(v_out[:, :, i, j].sum(), v, retain_graph=True)
@@ -68,12 +71,14 @@ def test_logits_do_not_depend_on_later_codes_through_the_embedding():
     y = torch.tensor([0, 4, 9])
     base = prior(codes, y)
     changed = codes.clone()
-    changed[:, 4, 3:] = (changed[:, 4, 3:] + 1) % 32    # change (4, 3) and everything after it in row 4
+    # change (4, 3) and everything after it in row 4
+    changed[:, 4, 3:] = (changed[:, 4, 3:] + 1) % 32
     changed[:, 5:] = (changed[:, 5:] + 7) % 32
     out = prior(changed, y)
     flat_b, flat_o = base.flatten(2), out.flatten(2)
     p = 4 * 8 + 3
-    assert torch.allclose(flat_b[:, :, :p + 1], flat_o[:, :, :p + 1], atol=1e-6)   # up to and incl. (4, 3)
+    # up to and incl. (4, 3)
+    assert torch.allclose(flat_b[:, :, :p + 1], flat_o[:, :, :p + 1], atol=1e-6)
     assert not torch.allclose(flat_b[:, :, p + 1:], flat_o[:, :, p + 1:])
     # cropping the rows below a position does not change it (what the sampler relies on)
     assert torch.allclose(prior(codes[:, :5], y), base[:, :, :5], atol=1e-6)
@@ -94,7 +99,7 @@ def test_sample_shapes_and_bad_labels():
 
 def test_training_lowers_bits_and_bits_match_cross_entropy():
     torch.manual_seed(0)
-    # a learnable toy: the code at each position copies its left neighbour (+ class), so context matters
+    # a learnable toy: each code copies its left neighbour (+ class), so context matters
     n, K = 256, 8
     y = torch.randint(0, 10, (n,))
     first = torch.randint(0, K, (n, 4, 1))

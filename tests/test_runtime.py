@@ -1,10 +1,11 @@
 import json
+import pickle
 
 import pytest
 import torch
 
-from utils.runtime import (REPO_ROOT, SettingError, get_device, get_mode, output_dir, pick, rel, save_json,
-                           seed_everything, setup)
+from utils.runtime import (REPO_ROOT, SettingError, count, get_device, get_mode, modes, output_dir,
+                           pick, rel, save_json, seed_everything, settings_for, setup)
 
 
 def test_modes_from_environment(monkeypatch):
@@ -41,7 +42,8 @@ def test_seed_reproducible():
 
 
 def test_reruns_write_under_runs_unless_recording(monkeypatch, tmp_path):
-    """Re-executing a notebook in any mode leaves results/ alone; only RECORD=1 (cpu/full) refreshes it."""
+    """Re-executing a notebook in any mode leaves results/ alone; only RECORD=1 (cpu/full) refreshes
+    it."""
     monkeypatch.delenv("OUTPUT_ROOT")
     monkeypatch.delenv("RECORD", raising=False)
     from utils.runtime import REPO_ROOT
@@ -79,7 +81,7 @@ def test_bad_switches_name_the_variable_and_the_fix(monkeypatch, var, value, fra
     assert fragment in str(err.value)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
 def test_device_cuda_without_a_gpu_says_so(monkeypatch):
     monkeypatch.setenv("DEVICE", "cuda")
     with pytest.raises(SettingError, match="no CUDA GPU"):
@@ -92,14 +94,19 @@ def test_budget_scale_shrinks_every_count(monkeypatch, capsys):
     monkeypatch.setenv("MODE", "full")
     monkeypatch.setenv("BUDGET_SCALE", "0.001")
     run = setup("demo")
-    assert run.count(full=15_000, cpu=2000, fast=10) == 15 and run.count(full=20, cpu=20, fast=1) == 1
-    assert run.pick(full=256, cpu=32, fast=8) == 256            # settings that are not counts stay
-    run.banner({})
-    assert "BUDGET_SCALE=0.001" in capsys.readouterr().out
+    table = dict(updates=count(15_000, 2000, 10), epochs=count(20, 20, 1),
+                 n=count(60_000, 60_000, 2048, floor=1024), batch_size=modes(256, 32, 8), lr=1e-3)
+    s = run.settings(table)
+    assert (s.updates, s.epochs, s.n) == (15, 1, 1024)        # counts scaled, never below the floor
+    assert s.batch_size == 256 and s.lr == 1e-3                # settings that are not counts stay
+    run.banner(s)
+    out = capsys.readouterr().out
+    assert "BUDGET_SCALE=0.001" in out and "this run" in out
 
 
 def test_save_json_rounds_and_converts(tmp_path):
-    path = save_json({"a": 1 / 3, "t": torch.tensor([0.5, 2.0]), "n": {"k": 7}}, tmp_path / "m.json")
+    obj = {"a": 1 / 3, "t": torch.tensor([0.5, 2.0]), "n": {"k": 7}}
+    path = save_json(obj, tmp_path / "m.json")
     assert json.loads(path.read_text()) == {"a": 0.333333, "t": [0.5, 2.0], "n": {"k": 7}}
 
 
@@ -116,17 +123,46 @@ def test_setup_decides_once_and_prints_one_banner(monkeypatch, capsys):
     finally:
         torch.set_num_threads(threads)
     assert run.mode == "fast" and run.device.type == "cpu" and run.seed == 3
-    assert run.pick(full=1, cpu=2, fast=3) == 3
+    assert run.settings(dict(k=modes(1, 2, 3))).k == 3
     with run.timer("phase"):
         pass
     assert run.seconds["phase"] >= 0 and run.seconds_total() > 0
-    run.banner({"epochs": 1}, budget="tiny")
+    run.banner(run.settings(dict(epochs=count(20, 5, 1))), budget="tiny")
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("demo | ") and "mode     fast" in out and "budget   tiny" in out
-    assert 'config   {"epochs": 1}' in out
+    assert out.splitlines()[0].startswith("demo | ") and "mode     fast" in out
+    assert "budget   tiny" in out and "settings (one row each" in out
+    assert out.splitlines()[-1].split() == ["epochs", "20", "5", "1"]
 
 
 def test_paths_are_printed_relative_to_the_repository(tmp_path):
     assert rel(REPO_ROOT / "results" / "q1_metrics.json") == "results/q1_metrics.json"
-    assert rel(tmp_path / "elsewhere" / "x.json") == "x.json"      # never an absolute path of this machine
-    assert json.loads(save_json({"p": REPO_ROOT / "results"}, tmp_path / "m.json").read_text()) == {"p": "results"}
+    assert rel(tmp_path / "elsewhere" / "x.json") == "x.json"   # never an absolute path here
+    saved = save_json({"p": REPO_ROOT / "results"}, tmp_path / "m.json")
+    assert json.loads(saved.read_text()) == {"p": "results"}
+
+def test_the_settings_table_is_one_column_per_mode_printed_whole():
+    table = dict(batch_size=modes(256, 32, 16), updates=count(15_000, 1_000, 8), lr=1e-3,
+                 seeds=modes([0, 1, 2], [0, 1, 2], [0, 1]))
+    columns = {m: settings_for(table, m) for m in ("full", "cpu", "fast")}
+    assert dict(columns["cpu"]) == dict(batch_size=32, updates=1000, lr=1e-3, seeds=[0, 1, 2])
+    assert columns["fast"].seeds == [0, 1] and columns["full"]["updates"] == 15_000
+    text = columns["cpu"].text().splitlines()
+    assert text[0].split() == ["setting", "full", "cpu*", "fast"] and len(text) == 1 + len(table)
+    assert text[2].split() == ["updates", "15,000", "1,000", "8"]
+    assert text[3].split() == ["lr", "0.001", "same", "same"]
+    assert json.loads(json.dumps(columns["cpu"])) == dict(columns["cpu"])        # RESULTS' config
+    assert pickle.loads(pickle.dumps(columns["cpu"])) == columns["cpu"]          # utils.parallel
+
+
+def test_settings_are_read_only_and_a_missing_row_names_the_near_ones():
+    s = settings_for(dict(learning_rate=1e-3, batch_size=modes(256, 32, 16)), "cpu")
+    with pytest.raises(AttributeError, match="did you mean learning_rate"):
+        s.learning_rat
+    with pytest.raises(AttributeError, match="read-only"):
+        s.batch_size = 64
+    with pytest.raises(TypeError):
+        s["batch_size"] = 64
+    with pytest.raises(ValueError, match="an int >= 1"):
+        count(10, 0, 1)
+    with pytest.raises(ValueError, match="unknown run mode"):
+        settings_for({}, "gpu")

@@ -18,7 +18,7 @@ def test_summary_matches_numpy():
 
 
 def test_paired_interval_equals_scipy_ttest():
-    a, b = [0.46, 0.59, 0.69], [0.55, 0.66, 0.73]       # the extra's committed FactorVAE, beta 4 vs 1
+    a, b = [0.46, 0.59, 0.69], [0.55, 0.66, 0.73]   # the extra's committed FactorVAE, beta 4 vs 1
     d = paired(a, b)
     res = st.ttest_rel(a, b)
     ci = res.confidence_interval(0.95)

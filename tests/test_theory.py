@@ -1,22 +1,25 @@
 """Checks on the written theory answers in theory/.
 
-Structure: every answer file exists, is linked from theory/README.md, has a References section, a takeaway and a
-link back to the index, and each sub-question (a heading such as "## (a) ..." or "### (c-i) ...") opens with its
-answer in one bold sentence.
+Structure: every answer file exists, is linked from theory/README.md, has a References section, a
+takeaway and a link back to the index, and each sub-question (a heading such as "## (a) ..." or "###
+(c-i) ...") opens with its answer in one bold sentence.
 
-Length: each bold answer has at most ``MAX_OPENING_WORDS`` words, and all files together have at most
-``MAX_WORDS_OUTSIDE_DETAILS`` words outside their collapsed ``<details>`` blocks (counted like ``wc -w``).
+Length: each bold answer has at most ``MAX_OPENING_WORDS`` words, and all files together have at
+most ``MAX_WORDS_OUTSIDE_DETAILS`` words outside their collapsed ``<details>`` blocks (counted like
+``wc -w``).
 
-Rendering on GitHub and in Jupyter: display math as ``$$`` on lines of their own; inside a list item, every line
-of a display block indented to the item's content column (an unindented block closes the list and restarts its
-numbering); balanced ``$$`` and inline ``$`` delimiters, an inline formula never spanning two lines; none of the
-TeX escapes that the Markdown pass eats before the math renderer sees them (``\\{``, ``\\\\``, ``\\,`` ...); no
-``\\text`` inside a sub- or superscript; none of the macros GitHub's math does not reliably render; no ``|`` in
-inline math inside a table row.
+Rendering on GitHub and in Jupyter: display math as ``$$`` on lines of their own; inside a list
+item, every line of a display block indented to the item's content column (an unindented block
+closes the list and restarts its numbering); balanced ``$$`` and inline ``$`` delimiters, an inline
+formula never spanning two lines; none of the TeX escapes that the Markdown pass eats before the
+math renderer sees them (``\\{``, ``\\\\``, ``\\,`` ...); no ``\\text`` inside a sub- or
+superscript; none of the macros GitHub's math does not reliably render; no ``|`` in inline math
+inside a table row.
 
-Numbers: no placeholders; no number written right after an inline formula that ends in "=" (it reads like an
-unfilled placeholder); every number tagged ``<!-- q1/... -->`` matches the results file (``tools/quoted_numbers.py``);
-every decimal number in an "Evidence from the notebooks" block is tagged.
+Numbers: no placeholders; no number written right after an inline formula that ends in "=" (it reads
+like an unfilled placeholder); every number tagged ``<!-- q1/... -->`` matches the results file
+(``tools/quoted_numbers.py``); every decimal number in an "Evidence from the notebooks" block is
+tagged.
 """
 
 import json
@@ -42,17 +45,19 @@ MAX_WORDS_OUTSIDE_DETAILS = 6500
 
 # TeX sequences that GitHub's Markdown pass turns into something else inside $...$ / $$...$$.
 BAD_IN_MATH = [r"\{", r"\}", "\\\\", r"\,", r"\;", r"\!", r"\:", r"\>", r"\|", "*"]
-# Macros that GitHub's math does not render reliably (optional arguments, numbering and cross-references,
-# definitions, packages it does not load); write the formula another way.
+# Macros that GitHub's math does not render reliably (optional arguments, numbering and
+# cross-references, definitions, packages it does not load); write the formula another way.
 UNSUPPORTED_MACROS = [
-    r"\xrightarrow", r"\xleftarrow", r"\label", r"\eqref", r"\ref", r"\tag", r"\newcommand", r"\renewcommand",
-    r"\def", r"\DeclareMathOperator", r"\bm", r"\mathbbm", r"\coloneqq", r"\eqqcolon", r"\intertext",
+    r"\xrightarrow", r"\xleftarrow", r"\label", r"\eqref", r"\ref", r"\tag",
+    r"\newcommand", r"\renewcommand", r"\def", r"\DeclareMathOperator", r"\bm", r"\mathbbm",
+    r"\coloneqq", r"\eqqcolon", r"\intertext",
     r"\begin{align}", r"\begin{equation}", r"\begin{eqnarray}",
 ]
 SUBQUESTION_RE = re.compile(r"^#{2,3} \((?:[a-z]|[a-z]-[ivx]+|[ivx]+)\)")
 LIST_ITEM_RE = re.compile(r"^( *)([-*+]|\d{1,9}[.)])( +|$)")
 NOTEBOOK_LINK_RE = re.compile(r"\]\((\.\./[^)#]+\.ipynb)(#[^)]*)?\)")
-INTERNAL_WORDS_RE = re.compile(r"\b(issues?|sessions?|H100|H200|A100)\b|/work/|/home/|/tmp/|\]\(/", re.I)
+INTERNAL_WORDS_RE = re.compile(
+    r"\b(issues?|sessions?|H100|H200|A100)\b|/work/|/home/|/tmp/|\]\(/", re.I)
 
 
 def _read(name):
@@ -66,8 +71,10 @@ def _load_numbers():
 
 
 def _strip_code(text):
-    """Blank out fenced code blocks and inline code spans (they may legitimately hold `$`), keeping lines."""
-    text = re.sub(r"^```.*?^```[ \t]*$", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S | re.M)
+    """Blank out fenced code blocks and inline code spans (they may legitimately hold `$`), keeping
+    lines."""
+    text = re.sub(r"^```.*?^```[ \t]*$", lambda m: "\n" * m.group(0).count("\n"), text,
+                  flags=re.S | re.M)
     return re.sub(r"`[^`\n]*`", "", text)
 
 
@@ -143,13 +150,14 @@ def _text_in_scripts(math):
 def list_math_problems(text):
     """Display blocks that break the list they sit in.
 
-    Inside a list item, every line of a $$ block must be indented to the item's content column. A block that is
-    less indented closes the list; that is only acceptable when it follows a blank line and the list does not
-    continue after the block (the block was moved out of the list).
+    Inside a list item, every line of a $$ block must be indented to the item's content column. A
+    block that is less indented closes the list; that is only acceptable when it follows a blank
+    line and the list does not continue after the block (the block was moved out of the list).
     """
     problems = []
     lines = text.splitlines()
-    stack = []              # [(marker indent, content column)] of the open list items, innermost last
+    # [(marker indent, content column)] of the open list items, innermost last
+    stack = []
     prev_blank = True
     i = 0
     while i < len(lines):
@@ -167,11 +175,12 @@ def list_math_problems(text):
                     short = [i + 1 + k for k, b in enumerate(block)
                              if b.strip() and len(b) - len(b.lstrip(" ")) < column]
                     if short:
-                        problems.append(f"line(s) {short}: display math inside the list item at column {column} "
-                                        "is not indented to the item's content")
+                        problems.append(f"line(s) {short}: display math inside the list item "
+                                        f"at column {column} is not indented to the item's content")
                 elif not prev_blank:
-                    problems.append(f"line {i + 1}: '$$' right after a list item but not indented to its content "
-                                    f"column {column}: indent the block by {column} spaces")
+                    problems.append(f"line {i + 1}: '$$' right after a list item but not indented "
+                                    f"to its content column {column}: "
+                                    f"indent the block by {column} spaces")
                 else:
                     closed = [(m, c) for m, c in stack if indent < c]
                     after = end + 1
@@ -183,9 +192,10 @@ def list_math_problems(text):
                     continues = (nxt_item and any(nxt_indent == m for m, _ in closed)) or \
                         (not nxt_item and nxt.strip() and any(nxt_indent >= c for _, c in closed))
                     if continues:
-                        problems.append(f"line {i + 1}: this display block closes the list item, which continues "
-                                        f"after it (line {after + 1}), so the list breaks and its numbering "
-                                        f"restarts: indent the block by {column} spaces")
+                        problems.append(f"line {i + 1}: this display block closes the list item, "
+                                        f"which continues after it (line {after + 1}), "
+                                        "so the list breaks and its numbering restarts: "
+                                        f"indent the block by {column} spaces")
                     stack = [(m, c) for m, c in stack if indent >= c]
             i = end + 1
             prev_blank = False
@@ -197,9 +207,11 @@ def list_math_problems(text):
         item = LIST_ITEM_RE.match(line)
         if item:
             stack = [(m, c) for m, c in stack if m < indent]
-            stack.append((indent, len(item.group(0)) if item.group(3) else indent + len(item.group(2)) + 1))
+            stack.append((indent, len(item.group(0)) if item.group(3)
+                          else indent + len(item.group(2)) + 1))
         elif stack and (stripped.startswith("#") or (prev_blank and indent < stack[-1][1])):
-            stack = [(m, c) for m, c in stack if indent >= c] if not stripped.startswith("#") else []
+            stack = ([(m, c) for m, c in stack if indent >= c]
+                     if not stripped.startswith("#") else [])
         prev_blank = False
         i += 1
     return problems
@@ -219,7 +231,8 @@ def _details_blocks(text):
     return blocks
 
 
-# ---------------------------------------------------------------------------------------------- structure
+# ----------------------------------------------------------------------------------------------
+# structure
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
@@ -252,7 +265,8 @@ def test_answer_structure(name):
 
 
 def _openings(text):
-    """(line index of the heading, heading, first paragraph joined into one line) for every sub-question."""
+    """(line index of the heading, heading, first paragraph joined into one line) for every
+    sub-question."""
     lines = text.splitlines()
     out = []
     for i, line in enumerate(lines):
@@ -270,7 +284,8 @@ def _openings(text):
 
 
 def _words_outside_details(text):
-    """Whitespace-separated words (as ``wc -w`` counts them) outside <details> ... </details> blocks."""
+    """Whitespace-separated words (as ``wc -w`` counts them) outside <details> ... </details>
+    blocks."""
     return len(re.sub(r"<details\b.*?</details>", " ", text, flags=re.S).split())
 
 
@@ -281,19 +296,24 @@ def test_subquestions_open_with_one_bold_sentence(name):
     problems = []
     for i, heading, opening in openings:
         if not (opening.startswith("**") and opening.endswith("**") and opening.count("**") == 2):
-            problems.append(f"line {i + 1} ({heading}): the first paragraph is not one bold sentence")
+            problems.append(f"line {i + 1} ({heading}): "
+                            "the first paragraph is not one bold sentence")
             continue
-        sentence = re.sub(r"\$[^$]*\$", "x", opening[2:-2])        # formulas hold no sentence breaks
+        # formulas hold no sentence breaks
+        sentence = re.sub(r"\$[^$]*\$", "x", opening[2:-2])
         if not sentence.endswith(".") or re.search(r"[.!?] +[A-Z]", sentence[:-1]):
-            problems.append(f"line {i + 1} ({heading}): the bold answer is not exactly one sentence")
+            problems.append(f"line {i + 1} ({heading}): "
+                            "the bold answer is not exactly one sentence")
     assert not problems, f"{name}: " + "; ".join(problems)
-    assert "**Intuition" not in _read(name), f"{name}: answers open with the answer, not with 'Intuition'"
+    assert "**Intuition" not in _read(name), \
+        f"{name}: answers open with the answer, not with 'Intuition'"
 
 
 @pytest.mark.parametrize("name", ANSWERS)
 def test_bold_answers_are_short(name):
     long = [f"line {i + 1} ({heading}): {len(opening.split())} words"
-            for i, heading, opening in _openings(_read(name)) if len(opening.split()) > MAX_OPENING_WORDS]
+            for i, heading, opening in _openings(_read(name))
+            if len(opening.split()) > MAX_OPENING_WORDS]
     assert not long, f"{name}: bold answers over {MAX_OPENING_WORDS} words: " + "; ".join(long)
 
 
@@ -306,7 +326,8 @@ def test_words_outside_details_within_budget():
 
 
 def test_length_checks_count_like_wc():
-    text = ("## (a) Q\n\n**One two\nthree.**\n\nBody four five.\n\n<details>\n<summary>Evidence</summary>\n\n"
+    text = ("## (a) Q\n\n**One two\nthree.**\n\nBody four five.\n\n"
+            "<details>\n<summary>Evidence</summary>\n\n"
             "hidden words here\n\n</details>\n\nsix\n")
     assert [len(o.split()) for _, _, o in _openings(text)] == [3]
     assert _words_outside_details(text) == 10
@@ -314,7 +335,8 @@ def test_length_checks_count_like_wc():
 
 @pytest.mark.parametrize("name", ALL_FILES)
 def test_notebook_links_point_to_files(name):
-    missing = [link for link, _ in NOTEBOOK_LINK_RE.findall(_read(name)) if not (THEORY / link).resolve().is_file()]
+    missing = [link for link, _ in NOTEBOOK_LINK_RE.findall(_read(name))
+               if not (THEORY / link).resolve().is_file()]
     assert not missing, f"{name}: links to notebooks that do not exist: {missing}"
 
 
@@ -324,7 +346,8 @@ def test_speaks_of_the_work_alone(name):
     assert not hits, f"{name}: mentions {hits} (issues, sessions, hardware or absolute paths)"
 
 
-# ---------------------------------------------------------------------------------------------- rendering
+# ----------------------------------------------------------------------------------------------
+# rendering
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
@@ -359,7 +382,8 @@ def test_math_renders_on_github(name):
             if re.search(re.escape(macro) + r"(?![A-Za-z])", math):
                 problems.append(f"line {lineno}: {macro} does not render reliably on GitHub")
         for script in _text_in_scripts(math):
-            problems.append(f"line {lineno}: \\text inside a sub- or superscript ({script!r}); use \\mathrm")
+            problems.append(f"line {lineno}: \\text inside a sub- or superscript "
+                            f"({script!r}); use \\mathrm")
         if re.search(r"<[A-Za-z/!]", math):
             problems.append(f"line {lineno}: '<' followed by a letter looks like HTML")
         if not math.strip():
@@ -370,7 +394,8 @@ def test_math_renders_on_github(name):
             if span != span.strip():
                 problems.append(f"line {lineno}: inline math ${span}$ starts or ends with a space")
         if line.lstrip().startswith("|"):
-            problems += [f"line {lineno}: '|' inside inline math splits the table cell" for s in spans if "|" in s]
+            problems += [f"line {lineno}: '|' inside inline math splits the table cell"
+                         for s in spans if "|" in s]
     assert not problems, f"{name}: " + "; ".join(problems)
 
 
@@ -399,7 +424,8 @@ def test_script_check_catches_text_in_subscripts():
     assert not _text_in_scripts(r"\sum_{i\in\mathrm{batch}}x_i\ \text{nats}")
 
 
-# ---------------------------------------------------------------------------------------------- numbers
+# ----------------------------------------------------------------------------------------------
+# numbers
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
@@ -410,11 +436,13 @@ def test_no_placeholders(name):
     loose = []
     for lineno, line in prose:
         pieces = re.split(r"(?<!\\)\$", line)
-        for k in range(1, len(pieces) - 1, 2):            # pieces[k] is math, pieces[k + 1] the text after it
+        # pieces[k] is math, pieces[k + 1] the text after it
+        for k in range(1, len(pieces) - 1, 2):
             if re.search(r"(=|\\approx|\\le|\\ge|\\lt|\\gt|[<>])\s*$", pieces[k]) and \
                     re.match(r"\s*[-+]?\d", pieces[k + 1]):
                 loose.append(lineno)
-    assert not loose, f"{name}: a number follows a formula ending in '=' (write it inside the prose) on {loose}"
+    assert not loose, (f"{name}: a number follows a formula ending in '=' "
+                       f"(write it inside the prose) on {loose}")
 
 
 def test_quoted_numbers_match_results():
@@ -429,8 +457,9 @@ def test_evidence_decimals_are_tagged(name):
     untagged = []
     for start, lines in _details_blocks(_strip_code(_read(name))):
         for k, line in enumerate(lines):
-            prose = re.sub(r"(?<!\\)\$[^$]*\$", " ", line)              # numbers in formulas are not measured
-            prose = re.sub(r"\]\([^)]*\)", "]", prose)                  # nor are link targets
+            # numbers in formulas are not measured, nor are link targets
+            prose = re.sub(r"(?<!\\)\$[^$]*\$", " ", line)
+            prose = re.sub(r"\]\([^)]*\)", "]", prose)
             tagged = {m.start("num") for m in numbers.TAG_RE.finditer(prose)}
             for m in re.finditer(r"(?<![\w.,])\d[\d,]*\.\d+", prose):
                 if m.start() not in tagged:
@@ -439,7 +468,8 @@ def test_evidence_decimals_are_tagged(name):
 
 
 def test_numbers_checker(tmp_path):
-    """tools/quoted_numbers.py on made-up files: every convention, every kind of problem, and --write."""
+    """tools/quoted_numbers.py on made-up files: every convention, every kind of problem, and
+    --write."""
     numbers = _load_numbers()
     theory, results = tmp_path / "theory", tmp_path / "results"
     theory.mkdir()
@@ -449,32 +479,40 @@ def test_numbers_checker(tmp_path):
         "sweep": [{"units": 20}, {"units": 7}],
         "flag": True,
     }))
-    (results / "beta_metrics.json").write_text(json.dumps({"ref": {"4 of 5 (no shape)": {"h": 1.0}}}))
-    good = ("NLL 98.1<!-- q1/vae/nll --> nats, accuracy 92.8 %<!-- q1/vae/acc --> or 92.8%<!-- q1/vae/acc -->,\n"
-            "gap -3.86<!-- q1/vae/gap -->, n = 1,000<!-- q1/vae/n -->, units 7<!-- q1/sweep/1/units -->,\n"
+    (results / "beta_metrics.json").write_text(
+        json.dumps({"ref": {"4 of 5 (no shape)": {"h": 1.0}}}))
+    good = ("NLL 98.1<!-- q1/vae/nll --> nats, accuracy 92.8 %<!-- q1/vae/acc --> "
+            "or 92.8%<!-- q1/vae/acc -->,\n"
+            "gap -3.86<!-- q1/vae/gap -->, n = 1,000<!-- q1/vae/n -->, "
+            "units 7<!-- q1/sweep/1/units -->,\n"
             "score 1.00<!-- beta/ref/4 of 5 (no shape)/h -->, `99.9<!-- q1/vae/nll -->` is code.\n")
     (theory / "good.md").write_text(good)
     assert numbers.check(theory, results) == []
     assert len(numbers.collect(theory)[0]) == 7
 
     (theory / "bad.md").write_text(
-        "wrong 98.2<!-- q1/vae/nll -->, missing 1<!-- q1/vae/nope -->, index 3<!-- q1/sweep/5/units -->,\n"
-        "not a number 1<!-- q1/flag -->, in math $x=98.1<!-- q1/vae/nll -->$, loose <!-- q1/vae/nll -->.\n")
+        "wrong 98.2<!-- q1/vae/nll -->, missing 1<!-- q1/vae/nope -->, "
+        "index 3<!-- q1/sweep/5/units -->,\n"
+        "not a number 1<!-- q1/flag -->, in math $x=98.1<!-- q1/vae/nll -->$, "
+        "loose <!-- q1/vae/nll -->.\n")
     problems = numbers.check(theory, results)
     assert len(problems) == 6, problems
-    for needle in ("the results say 98.1", "'nope' not found", "not an index", "not a number", "inside math",
-                   "does not directly follow"):
+    for needle in ("the results say 98.1", "'nope' not found", "not an index", "not a number",
+                   "inside math", "does not directly follow"):
         assert any(needle in p for p in problems), (needle, problems)
 
-    (theory / "bad.md").write_text("stale 97.0<!-- q1/vae/nll -->, 91.0 %<!-- q1/vae/acc -->, 2,000<!-- q1/vae/n -->\n")
+    (theory / "bad.md").write_text("stale 97.0<!-- q1/vae/nll -->, 91.0 %<!-- q1/vae/acc -->, "
+                                   "2,000<!-- q1/vae/n -->\n")
     changes, remaining = numbers.write(theory, results)
     assert len(changes) == 3 and remaining == []
-    assert (theory / "bad.md").read_text() == ("stale 98.1<!-- q1/vae/nll -->, 92.8 %<!-- q1/vae/acc -->, "
-                                              "1,000<!-- q1/vae/n -->\n")
+    assert (theory / "bad.md").read_text() == (
+        "stale 98.1<!-- q1/vae/nll -->, 92.8 %<!-- q1/vae/acc -->, "
+        "1,000<!-- q1/vae/n -->\n")
     assert (theory / "good.md").read_text() == good
     assert numbers.check(theory, results) == []
 
-    # a notebook's markdown cells are prose too (its code cells are not); a stale number there is reported
+    # a notebook's markdown cells are prose too (its code cells are not); a stale number there
+    # is reported
     notebook = tmp_path / "nb.ipynb"
     notebook.write_text(json.dumps({"cells": [
         {"cell_type": "markdown", "source": ["NLL 98.1<!-- q1/vae/nll --> nats"]},
@@ -482,4 +520,5 @@ def test_numbers_checker(tmp_path):
         {"cell_type": "markdown", "source": ["stale 97.0<!-- q1/vae/nll -->"]}]}))
     problems = numbers.check(notebook, results)
     assert len(problems) == 1 and "the results say 98.1" in problems[0], problems
-    assert numbers.write(notebook, results)[0] == []          # notebooks are edited by hand, never rewritten
+    # notebooks are edited by hand, never rewritten
+    assert numbers.write(notebook, results)[0] == []

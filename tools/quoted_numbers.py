@@ -1,23 +1,24 @@
-"""Check, and refresh, the measured numbers quoted in prose (theory/*.md, README.md, the notebooks' markdown
-cells) against results/*.json.
+"""Check, and refresh, the measured numbers quoted in prose (theory/*.md, README.md, the notebooks'
+markdown cells) against results/*.json.
 
 Convention. A number measured by a notebook is followed directly by an HTML comment that names the
 results file and the key path, with slashes::
 
-    103.7<!-- q1/vae/test_neg_elbo -->       round(results/q1_metrics.json["vae"]["test_neg_elbo"], 1)
-    92.8 %<!-- q1/cvae/conditional_accuracy -->   the stored value times 100 (also "92.8%<!-- ... -->")
+    103.7<!-- q1/vae/test_neg_elbo -->     round(results/q1_metrics.json["vae"]["test_neg_elbo"], 1)
+    92.8 %<!-- q1/cvae/conditional_accuracy -->   the stored value times 100 (or "92.8%<!--..")
     20<!-- q1/beta_sweep/1/active_units -->   list indices are path segments
     1,000<!-- q1/vae/iwae_n_test -->          thousands separators are allowed
 
 The first segment names the file (q1 -> results/q1_metrics.json, q2 -> results/q2_metrics.json,
-beta -> results/beta_metrics.json). The number is compared after rounding the stored value to as many
-decimals as are written. A sign written before the number is outside it: if the stored value is negative,
-its absolute value is compared. Tagged numbers must stand in prose, not inside ``$...$`` or ``$$`` math
-(the comment would be part of the formula), and tags inside code spans or fenced code are ignored.
+beta -> results/beta_metrics.json). The number is compared after rounding the stored value to as
+many decimals as are written. A sign written before the number is outside it: if the stored value is
+negative, its absolute value is compared. Tagged numbers must stand in prose, not inside ``$...$``
+or ``$$`` math (the comment would be part of the formula), and tags inside code spans or fenced code
+are ignored.
 
 Usage::
 
-    python -m tools.quoted_numbers             # list every tag; exit 1 on any mismatch or missing key
+    python -m tools.quoted_numbers             # list every tag; exit 1 on a mismatch or missing key
     python -m tools.quoted_numbers --write     # rewrite every tagged number from the results files
 
 ``check(theory_dir, results_dir)`` returns the list of problems (empty when every tag matches);
@@ -32,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Every place where prose quotes measured numbers: the theory answers, the README, the notebooks' markdown.
+# Every place where prose quotes measured numbers: the theory answers, the README, the notebooks'
+# markdown.
 PROSE = [ROOT / "theory", ROOT / "README.md", ROOT / "Q1_VAE_CVAE.ipynb", ROOT / "Q2_VQVAE.ipynb",
          ROOT / "extras" / "beta_vae_disentanglement.ipynb"]
 RESULTS_FILES = {
@@ -40,7 +42,8 @@ RESULTS_FILES = {
     "q2": "q2_metrics.json",
     "beta": "beta_metrics.json",
 }
-# A number (optionally with thousands separators and decimals), an optional percent sign, then the tag.
+# A number (optionally with thousands separators and decimals), an optional percent sign, then the
+# tag.
 TAG_RE = re.compile(
     r"(?P<num>(?<![\w.,])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)"
     r"(?P<pct>[ \u00a0]?%)?"
@@ -65,7 +68,7 @@ class Tag:
 
 
 def _mask_code(text):
-    """The text with fenced code blocks and inline code spans blanked out (same length, same lines)."""
+    """The text with fenced code blocks and inline code spans blanked (same length and lines)."""
     out = list(text)
 
     def blank(a, b):
@@ -82,7 +85,7 @@ def _mask_code(text):
 
 
 def _math_ranges(masked):
-    """(start, end) offsets of display blocks ($$ lines and what is between) and inline $...$ spans."""
+    """(start, end) offsets of display math ($$ lines and what is between) and inline $...$."""
     ranges, offset, block_start = [], 0, None
     for line in masked.splitlines(keepends=True):
         if line.strip() == "$$":
@@ -110,8 +113,8 @@ def markdown_files(where):
 
 
 def read_prose(path):
-    """A Markdown file's text; for a notebook, its markdown cells joined by blank lines (code cells are not
-    prose: the numbers they print come from the run itself)."""
+    """A Markdown file's text; for a notebook, its markdown cells joined by blank lines (code cells
+    are not prose: the numbers they print come from the run itself)."""
     path = Path(path)
     if path.suffix != ".ipynb":
         return path.read_text(encoding="utf-8")
@@ -120,8 +123,8 @@ def read_prose(path):
 
 
 def collect(theory_dir):
-    """Every tag in the Markdown files of ``theory_dir`` (see markdown_files), plus the problems found while
-    reading them (misplaced tags)."""
+    """Every tag in the Markdown files of ``theory_dir`` (see markdown_files), plus the problems
+    found while reading them (misplaced tags)."""
     tags, problems = [], []
     for path in markdown_files(theory_dir):
         text = read_prose(path)
@@ -133,7 +136,8 @@ def collect(theory_dir):
             if key.split("/", 1)[0] not in RESULTS_FILES:
                 continue                                   # an ordinary comment after a number
             line = masked.count("\n", 0, m.start()) + 1
-            tag = Tag(path, line, m.start("num"), m.end("num"), m.group("num"), bool(m.group("pct")), key)
+            tag = Tag(path, line, m.start("num"), m.end("num"), m.group("num"),
+                      bool(m.group("pct")), key)
             attached.add(m.start("key") - len("<!--"))
             if any(a <= m.start() < b for a, b in math):
                 problems.append(f"{tag.where()}: tagged number {tag.text} ({key}) is inside math; "
@@ -143,8 +147,8 @@ def collect(theory_dir):
         for m in COMMENT_RE.finditer(masked):
             if m.start() not in attached:
                 line = masked.count("\n", 0, m.start()) + 1
-                problems.append(f"{path.name}:{line}: tag <!-- {m.group('key')} --> does not directly follow "
-                                "a number")
+                problems.append(f"{path.name}:{line}: tag <!-- {m.group('key')} --> does not "
+                                "directly follow a number")
     return tags, problems
 
 
@@ -199,7 +203,8 @@ def expected_value(tag, stored):
 def matches(tag, stored):
     """True if the written number is the stored value rounded to the written decimals."""
     d = _decimals(tag.text)
-    return abs(_written_value(tag.text) - expected_value(tag, stored)) <= 0.5 * 10 ** -d * (1 + 1e-9) + 1e-12
+    error = abs(_written_value(tag.text) - expected_value(tag, stored))
+    return error <= 0.5 * 10 ** -d * (1 + 1e-9) + 1e-12
 
 
 def format_like(tag, stored):
@@ -210,13 +215,14 @@ def format_like(tag, stored):
 
 
 def _stored_values(tags, results_dir, problems):
-    """(tag, stored value) for every tag whose key exists; a missing key is added to ``problems``."""
+    """(tag, stored value) for every tag whose key exists; a missing key goes to ``problems``."""
     results = _load_results(results_dir)
     for tag in tags:
         try:
             yield tag, resolve(results, tag.key)
         except KeyError as err:
-            problems.append(f"{tag.where()}: {tag.text} <!-- {tag.key} -->: missing key: {err.args[0]}")
+            problems.append(f"{tag.where()}: {tag.text} <!-- {tag.key} -->: missing key: "
+                            f"{err.args[0]}")
 
 
 def check(theory_dir, results_dir, tags=None):
@@ -227,8 +233,9 @@ def check(theory_dir, results_dir, tags=None):
         problems = []
     for tag, stored in _stored_values(tags, results_dir, problems):
         if not matches(tag, stored):
-            problems.append(f"{tag.where()}: {tag.text}{' %' if tag.percent else ''} <!-- {tag.key} -->: "
-                            f"the results say {format_like(tag, stored)} (stored {stored!r})")
+            problems.append(f"{tag.where()}: {tag.text}{' %' if tag.percent else ''} <!-- "
+                            f"{tag.key} -->: the results say {format_like(tag, stored)} (stored "
+                            f"{stored!r})")
     return problems
 
 
@@ -242,8 +249,9 @@ def write(theory_dir, results_dir):
             by_file.setdefault(tag.path, []).append((tag, new))
             changes.append(f"{tag.where()}: {tag.text} -> {new} ({tag.key})")
     for path, edits in by_file.items():
-        if path.suffix == ".ipynb":        # notebook prose is edited in the notebook; report, never rewrite
-            problems += [f"{tag.where()}: {tag.text} -> {new} ({tag.key}): edit the notebook" for tag, new in edits]
+        if path.suffix == ".ipynb":     # notebook prose is edited in the notebook: report only
+            problems += [f"{tag.where()}: {tag.text} -> {new} ({tag.key}): edit the "
+                         "notebook" for tag, new in edits]
             changes = [c for c in changes if not c.startswith(path.name + ":")]
             continue
         text = path.read_text(encoding="utf-8")
@@ -255,15 +263,18 @@ def write(theory_dir, results_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true", help="rewrite every tagged number from the results")
+    parser.add_argument("--write", action="store_true",
+                        help="rewrite every tagged number from the results")
     parser.add_argument("--theory", type=Path, nargs="+", default=PROSE,
-                        help="Markdown files, folders or notebooks (default: theory/, README.md, the notebooks)")
-    parser.add_argument("--results", type=Path, default=ROOT / "results", help="folder of the results JSON")
+                        help="Markdown files, folders or notebooks (default: theory/, README.md, "
+                             "the notebooks)")
+    parser.add_argument("--results", type=Path, default=ROOT / "results",
+                        help="folder of the results JSON")
     args = parser.parse_args(argv)
     missing = [str(p) for p in [*args.theory, args.results] if not Path(p).exists()]
     if missing:
-        parser.error(f"not found: {', '.join(missing)} (--theory takes Markdown files, folders or notebooks; "
-                     "--results the folder of the results JSON)")
+        parser.error(f"not found: {', '.join(missing)} (--theory takes Markdown files, folders or "
+                     "notebooks; --results the folder of the results JSON)")
 
     if args.write:
         changes, problems = write(args.theory, args.results)
@@ -278,7 +289,8 @@ def main(argv=None):
             shown = format_like(tag, resolve(results, tag.key)) + (" %" if tag.percent else "")
         except KeyError:
             shown = "missing"
-        print(f"{tag.where():28s} {tag.text + (' %' if tag.percent else ''):>10s}  {tag.key}  [results: {shown}]")
+        print(f"{tag.where():28s} {tag.text + (' %' if tag.percent else ''):>10s}  {tag.key}  "
+              f"[results: {shown}]")
     print(f"{len(tags)} tagged number(s), {len(problems)} problem(s)")
     for problem in problems:
         print("PROBLEM", problem)

@@ -9,8 +9,9 @@ Where the loaders look (``root`` defaults to ``data/`` in the repository, or ``$
   ``root/cifar10-jpg/{train,test}/<class>/*.jpg`` (the course's offline copy).
 
 Only when none is there does torchvision download (e.g. on Colab). Offline, a missing data set ends
-in one ``DataNotFoundError`` that names the folder and the command that fills it; a file that is there
-but truncated or corrupt ends in a ``DataCorruptError`` that names the file and how to replace it.
+in one ``DataNotFoundError`` that names the folder and the command that fills it; a file that is
+there but truncated or corrupt ends in a ``DataCorruptError`` that names the file and how to replace
+it.
 """
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ import torch
 from .checks import check_count
 from .runtime import REPO_ROOT
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                   "truck")
 _ALIASES = {"mnist": "mnist", "cifar10": "cifar10", "cifar-10": "cifar10", "cifar_10": "cifar10"}
 DATASETS = ("mnist", "cifar10")
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+               "t10k-labels-idx1-ubyte")
 _CACHE_VERSION = 1
 FILL_HINT = "../shared/data/unpack.sh data"
 
@@ -37,7 +40,7 @@ class DataNotFoundError(FileNotFoundError):
 
 
 class DataCorruptError(ValueError):
-    """A data file is on disk but truncated or unreadable; the message names it and how to replace it."""
+    """A data file is on disk but truncated or unreadable; the message names it and the fix."""
 
 
 def default_root() -> Path:
@@ -52,7 +55,8 @@ def canonical_name(name: str) -> str:
 
 
 _EXPECTED = {
-    "MNIST": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (from yann.lecun.com/exdb/mnist, gunzipped)",
+    "MNIST": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte (from "
+             "yann.lecun.com/exdb/mnist, gunzipped)",
     "CIFAR-10": "cifar-10-batches-py/ (www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, unpacked) "
                 "or cifar10-jpg/{train,test}/<class>/*.jpg",
 }
@@ -62,13 +66,13 @@ def _missing(name: str, root: Path, why: str = "") -> DataNotFoundError:
     why = f" ({why})" if why else ""
     return DataNotFoundError(
         f"{name} not found in {root}{why}. Online: allow the download (unset DATA_DOWNLOAD, or run "
-        f"`python -m utils.data`) and torchvision fetches it. Offline: place {_EXPECTED[name]} under {root}, "
-        f"or set DATA_ROOT to a folder that holds them (course copy: `{FILL_HINT}`)."
+        f"`python -m utils.data`) and torchvision fetches it. Offline: place {_EXPECTED[name]} "
+        f"under {root}, or set DATA_ROOT to a folder that holds them (course copy: `{FILL_HINT}`)."
     )
 
 
 def _idx_problem(path: Path) -> str:
-    """Why an IDX file (MNIST's format) is unusable, or "" if its size matches what its header declares."""
+    """Why an IDX file (MNIST's format) is unusable, or "" if its size matches its header."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(4)
@@ -77,19 +81,22 @@ def _idx_problem(path: Path) -> str:
         dims = f.read(4 * head[3])
     if len(dims) < 4 * head[3]:
         return f"its header is cut short ({size} bytes)"
-    expected = 4 + len(dims) + math.prod(int.from_bytes(dims[i:i + 4], "big") for i in range(0, len(dims), 4))
-    return "" if size == expected else f"it has {size:,} bytes where its header promises {expected:,}: truncated"
+    sizes = (int.from_bytes(dims[i:i + 4], "big") for i in range(0, len(dims), 4))
+    expected = 4 + len(dims) + math.prod(sizes)
+    if size == expected:
+        return ""
+    return f"it has {size:,} bytes where its header promises {expected:,}: truncated"
 
 
 def _check_mnist_files(root: Path) -> None:
-    """Raw MNIST files that are there must be whole (torchvision would call a broken one 'not found')."""
+    """Raw MNIST files that are there are whole (torchvision calls a broken one 'not found')."""
     for name in MNIST_FILES:
         path = root / "MNIST" / "raw" / name
         why = _idx_problem(path) if path.is_file() else ""
         if why:
             raise DataCorruptError(
-                f"{path}: {why}. Delete it and put the original back (gunzip the .gz of the MNIST distribution, "
-                f"`{FILL_HINT}`, or `python -m utils.data` online).")
+                f"{path}: {why}. Delete it and put the original back (gunzip the .gz of the MNIST "
+                f"distribution, `{FILL_HINT}`, or `python -m utils.data` online).")
 
 
 def _torchvision_mnist(cls_name: str, root: Path, download: bool) -> dict:
@@ -107,7 +114,8 @@ def _torchvision_mnist(cls_name: str, root: Path, download: bool) -> dict:
             try:
                 ds = cls(str(root), train=train, download=True)
             except Exception as err:  # URLError, RuntimeError from every mirror, ...
-                raise _missing(cls_name, root, f"download failed: {type(err).__name__}: {str(err)[:120]}") from None
+                raise _missing(cls_name, root, f"download failed: {type(err).__name__}: "
+                                               f"{str(err)[:120]}") from None
         out[f"{split}_x"] = ds.data.unsqueeze(1).contiguous()  # (N, 28, 28) -> (N, 1, 28, 28)
         out[f"{split}_y"] = ds.targets.long()
     out["classes"] = tuple(ds.classes)
@@ -122,7 +130,8 @@ def _decode_jpeg_folder(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
     found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
     if tuple(found) != CIFAR10_CLASSES:
-        raise ValueError(f"{split_dir} should hold the 10 CIFAR-10 class folders {CIFAR10_CLASSES}, found {found}")
+        raise ValueError(f"{split_dir} should hold the 10 CIFAR-10 class folders "
+                         f"{CIFAR10_CLASSES}, found {found}")
     images, labels = [], []
     for label, cls in enumerate(CIFAR10_CLASSES):
         files = sorted((split_dir / cls).glob("*.jpg"))
@@ -154,8 +163,9 @@ def _cifar10(root: Path, download: bool) -> dict:
             try:
                 ds = torchvision.datasets.CIFAR10(str(root), train=train, download=True)
             except Exception as err:
-                raise _missing("CIFAR-10", root, f"download failed: {type(err).__name__}: {str(err)[:120]}") from None
-        out[f"{split}_x"] = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # NHWC -> NCHW
+                raise _missing("CIFAR-10", root, f"download failed: {type(err).__name__}: "
+                                                 f"{str(err)[:120]}") from None
+        out[f"{split}_x"] = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # NHWC->NCHW
         out[f"{split}_y"] = torch.tensor(ds.targets, dtype=torch.long)
     out["source"] = str(pickles)
     return out
@@ -178,13 +188,15 @@ def load_raw(name: str, root: str | Path | None = None, download: bool | None = 
     cache = root / "cache" / f"{name}.pt"
     if cache.exists():
         try:
-            blob = torch.load(cache, weights_only=True, mmap=True)  # pages are read only when touched
-        except Exception as err:            # truncated or foreign file: the cache is derived data, rebuild it
-            warnings.warn(f"{cache} is unreadable ({type(err).__name__}); rebuilding it from the raw files")
+            blob = torch.load(cache, weights_only=True, mmap=True)  # pages read only when touched
+        except Exception as err:    # truncated or foreign file: the cache is derived data: rebuild
+            warnings.warn(f"{cache} is unreadable ({type(err).__name__}); rebuilding it from the "
+                          "raw files")
             blob = {}
         if blob.get("version") == _CACHE_VERSION:
             return blob
-    blob = _cifar10(root, download) if name == "cifar10" else _torchvision_mnist("MNIST", root, download)
+    blob = (_cifar10(root, download) if name == "cifar10"
+            else _torchvision_mnist("MNIST", root, download))
     blob["version"] = _CACHE_VERSION
     blob["classes"] = list(blob["classes"])
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -205,26 +217,24 @@ def load_dataset(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One split as ``(x, y)`` on ``device``: x float32 (N, C, H, W) in [0, 1], y int64 (N,).
 
-    ``limit`` (a whole number >= 1, or None: all) keeps a fixed random subset of that many examples (seed 0, same
-    on every machine), so a small subset still has every class.
+    ``limit`` (a whole number >= 1, or None: all) keeps a fixed random subset of that many examples
+    (seed 0, same on every machine), so a small subset still has every class.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    if limit is not None:                   # before any file is read: limit="500" or 2.5 is refused here
-        try:
-            limit = check_count(limit, "limit")
-        except ValueError:
-            raise ValueError(f"limit must be a positive number of examples, not {limit!r}") from None
-    try:                                    # "gpu" or a typo fails here, not after decoding the data set
+    if limit is not None:                   # before any file is read: limit="500" or 2.5 is refused
+        limit = check_count(limit, "limit")
+    try:                                    # "gpu" or a typo fails here, before decoding the data
         device = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device={device!r} is not a torch device: use 'cpu', 'cuda', 'cuda:0' or 'mps' "
-                         "(in a notebook: RUN.device)") from None
+        raise ValueError(f"device={device!r} is not a torch device: use 'cpu', 'cuda', 'cuda:0' or "
+                         "'mps' (in a notebook: RUN.device)") from None
     blob = load_raw(name, root, download)
     x, y = blob[f"{split}_x"], blob[f"{split}_y"]
     if limit is not None:
         if limit < len(x):
-            keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:limit].sort().values
+            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+            keep = order[:limit].sort().values
             x, y = x[keep], y[keep]
     # Move uint8 (4x fewer bytes), then convert on the device.
     x = x.to(device, non_blocking=True).float().div_(255.0)
@@ -232,7 +242,7 @@ def load_dataset(
 
 
 def main(argv=None) -> int:
-    """``python -m utils.data [names]``: load (downloading where allowed) and cache each data set."""
+    """``python -m utils.data [names]``: load (download where allowed) and cache each data set."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Fetch and cache the data sets the notebooks use.")
@@ -244,8 +254,8 @@ def main(argv=None) -> int:
         except DataNotFoundError as err:
             print(err)
             return 1
-        print(f"{canonical_name(name)}: train {tuple(blob['train_x'].shape)}, test {tuple(blob['test_x'].shape)} "
-              f"in {default_root()}")
+        print(f"{canonical_name(name)}: train {tuple(blob['train_x'].shape)}, test "
+              f"{tuple(blob['test_x'].shape)} in {default_root()}")
     return 0
 
 

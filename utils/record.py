@@ -54,7 +54,8 @@ def compare(recorded: dict, new: dict, tolerance: dict[str, float]) -> list[dict
             row["verdict"] = "inside" if row["low"] <= row["new"] <= row["high"] else "OUTSIDE"
         else:
             if name not in tolerance:
-                raise ValueError(f"headline {name!r} is one number: give its tolerance in tolerance=")
+                raise ValueError(f"headline {name!r} is one number: give its tolerance in "
+                                 "tolerance=")
             row["low"], row["high"] = old - tolerance[name], old + tolerance[name]
             row["verdict"] = "inside" if abs(value - old) <= tolerance[name] else "OUTSIDE"
         rows.append(row)
@@ -63,21 +64,26 @@ def compare(recorded: dict, new: dict, tolerance: dict[str, float]) -> list[dict
 
 def verdict(rows: list[dict], record_name: str) -> str:
     """Print the comparison as a table and return the one-line verdict it ends with."""
+    def fmt(v):
+        return f"{v:10.4g}" if isinstance(v, (int, float)) else f"{'-':>10s}"
+
     print(f"{'headline':44s} {'record':>10s} {'this run':>10s} {'bound':>23s}  verdict")
     for r in rows:
-        fmt = (lambda v: f"{v:10.4g}" if isinstance(v, (int, float)) else f"{'-':>10s}")
         bound = f"[{r['low']:.4g}, {r['high']:.4g}]" if not math.isnan(r["low"]) else "-"
         print(f"{r['name']:44s} {fmt(r['recorded'])} {fmt(r['new'])} {bound:>23s}  {r['verdict']}")
     out = [r["name"] for r in rows if r["verdict"] == "OUTSIDE"]
     missing = [r["name"] for r in rows if r["verdict"] == "not in the record"]
     judged = len(rows) - len(missing)
     if not judged:
-        line = f"No comparable record {record_name} (none beside this notebook, or another design)."
+        line = (f"No comparable record {record_name} (none beside this notebook, or another "
+                "design).")
     elif out:
-        line = (f"This run lands OUTSIDE the record {record_name} on {len(out)} of {judged} headlines "
-                f"({', '.join(out)}): read those numbers from this run, not from the prose.")
+        line = (f"This run lands OUTSIDE the record {record_name} on {len(out)} of {judged} "
+                f"headlines ({', '.join(out)}): read those numbers from this run, not from the "
+                "prose.")
     else:
-        line = f"All {judged} headlines of this run lie inside the bounds of the record {record_name}."
+        line = (f"All {judged} headlines of this run lie inside the bounds of the record "
+                f"{record_name}.")
     if missing and judged:
         line += f" Not in the record: {', '.join(missing)}."
     print(line)

@@ -1,9 +1,9 @@
 """The one comparison every study in this repository uses.
 
-    s = summary([0.70, 0.69, 0.69])              # n, mean, sd (n - 1), se, the values
-    d = paired(treated, baseline)                # per-seed differences: mean, se, 95 % t-interval, effect
-    d["effect"]                                  # True only where the interval excludes 0
-    d["detectable"]                              # the smallest difference this n and spread detects
+    s = summary([0.70, 0.69, 0.69])      # n, mean, sd (n - 1), se, the values
+    d = paired(treated, baseline)        # per-seed differences: mean, se, 95 % t-interval, effect
+    d["effect"]                          # True only where the interval excludes 0
+    d["detectable"]                      # the smallest difference this n and spread detects
 
 Seeds are paired: seed s of every row shares its initial weights and batches with seed s of the
 baseline, so the per-seed difference removes what the seeds share. An "effect" is a paired 95 %
@@ -50,17 +50,19 @@ def detectable(sd: float, n: int, confidence: float = CONFIDENCE, power: float =
     return (_t(0.5 + confidence / 2, n) + _t(power, n)) * sd / math.sqrt(n)
 
 
-def paired(treated: Sequence[float], baseline: Sequence[float], confidence: float = CONFIDENCE) -> dict:
+def paired(treated: Sequence[float], baseline: Sequence[float],
+           confidence: float = CONFIDENCE) -> dict:
     """Per-seed differences treated - baseline: {n, differences, mean, sd, se, low, high, effect,
     detectable}. ``effect``: the t-interval [low, high] excludes 0."""
     a, b = _values(treated, "treated"), _values(baseline, "baseline")
     if a.shape != b.shape:
-        raise ValueError(f"paired() needs one value per seed on both sides; got {a.size} and {b.size}")
+        raise ValueError(f"paired() needs one value per seed on both sides; got {a.size} and "
+                         f"{b.size}")
     d = summary(a - b)
     half = _t(0.5 + confidence / 2, d["n"]) * d["se"]
     low, high = d["mean"] - half, d["mean"] + half
-    return {"n": d["n"], "differences": d["values"], "mean": d["mean"], "sd": d["sd"], "se": d["se"],
-            "low": low, "high": high, "effect": bool(low > 0 or high < 0),
+    return {"n": d["n"], "differences": d["values"], "mean": d["mean"], "sd": d["sd"],
+            "se": d["se"], "low": low, "high": high, "effect": bool(low > 0 or high < 0),
             "detectable": detectable(d["sd"], d["n"], confidence)}
 
 

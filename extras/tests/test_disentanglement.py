@@ -72,17 +72,18 @@ def test_factorvae_is_invariant_to_unit_scale_and_order_and_prunes_dead_units():
     f = factorvae_score(messy, FACTOR_SIZES, **SMALL, n_variance=4000)
     assert f["active_dims"] == K and f["test_accuracy"] == 1.0
     assert torch.equal(f["majority"][:K], perm)
-    dead = factorvae_score(lambda f: torch.zeros(len(f), 3), FACTOR_SIZES, n_train=10, n_test=10, n_variance=100)
+    dead = factorvae_score(lambda f: torch.zeros(len(f), 3), FACTOR_SIZES, n_train=10, n_test=10,
+                           n_variance=100)
     assert dead["active_dims"] == 0 and dead["test_accuracy"] == 0.0
 
 
 def test_logistic_regression_minimises_the_scikit_learn_objective():
-    # reference: the objective C * sum CE + |W|^2 / 2 is strictly convex, so the fit is its minimiser
+    # reference: the objective C * sum CE + |W|^2 / 2 is strictly convex, so the fit is its minimum
     # exactly when the gradient (computed here independently by autograd) vanishes
     g = torch.Generator().manual_seed(0)
     x = torch.randn(600, 4, generator=g, dtype=torch.float64)
-    y = (x @ torch.tensor([1.0, -2.0, 0.5, 0.0], dtype=torch.float64) + 0.5 * torch.randn(600, generator=g)
-         > 0).long() + (x[:, 3] > 1).long()
+    w_true = torch.tensor([1.0, -2.0, 0.5, 0.0], dtype=torch.float64)
+    y = (x @ w_true + 0.5 * torch.randn(600, generator=g) > 0).long() + (x[:, 3] > 1).long()
     predict = fit_logistic_regression(x, y, 3, C=0.05)
     w = predict.weight.clone().requires_grad_()
     b = predict.bias.clone().requires_grad_()
@@ -115,33 +116,42 @@ def test_metrics_reject_bad_representations():
 
 
 def test_factorvae_takes_ones_own_active_mask():
-    def code(f):  # the true factors plus one unit that varies a little (std ~0.03, below Kim & Mnih's 0.05)
-        return torch.cat([perfect(f), 0.03 * torch.randn(len(f), 1, generator=torch.Generator().manual_seed(len(f)),
-                                                         dtype=torch.float64)], dim=1)
+    def code(f):  # the true factors and a unit that varies a little (std ~0.03, below K & M's 0.05)
+        g = torch.Generator().manual_seed(len(f))
+        wobble = 0.03 * torch.randn(len(f), 1, generator=g, dtype=torch.float64)
+        return torch.cat([perfect(f), wobble], dim=1)
 
     default = factorvae_score(code, FACTOR_SIZES, **SMALL, n_variance=4000)
     assert default["active_dims"] == K  # pruned by std < 0.05
-    keep_all = factorvae_score(code, FACTOR_SIZES, **SMALL, n_variance=4000, active=torch.ones(K + 1, dtype=torch.bool))
+    keep_all = factorvae_score(code, FACTOR_SIZES, **SMALL, n_variance=4000,
+                               active=torch.ones(K + 1, dtype=torch.bool))
     assert keep_all["active_dims"] == K + 1
     drop_shape = torch.tensor([False] + [True] * (K - 1) + [False])
     fewer = factorvae_score(code, FACTOR_SIZES, **SMALL, n_variance=4000, active=drop_shape)
-    assert fewer["active_dims"] == K - 1 and fewer["test_accuracy"] == pytest.approx((K - 1) / K, abs=0.03)
+    assert fewer["active_dims"] == K - 1
+    assert fewer["test_accuracy"] == pytest.approx((K - 1) / K, abs=0.03)
 
 
 @pytest.mark.parametrize("call, error, fragment", [
-    (lambda: higgins_score(lambda f: torch.zeros(len(f)), FACTOR_SIZES, n_train=5, n_test=5), ValueError, r"\(N, D\)"),
-    (lambda: higgins_score(lambda f: torch.zeros(3, 2), FACTOR_SIZES, n_train=5, n_test=5), ValueError, r"\(N, D\)"),
+    (lambda: higgins_score(lambda f: torch.zeros(len(f)), FACTOR_SIZES, n_train=5, n_test=5),
+     ValueError, r"\(N, D\)"),
+    (lambda: higgins_score(lambda f: torch.zeros(3, 2), FACTOR_SIZES, n_train=5, n_test=5),
+     ValueError, r"\(N, D\)"),
     (lambda: higgins_score(perfect, [5], n_train=5, n_test=5), ValueError, "at least two"),
     (lambda: higgins_score(perfect, [5, 1], n_train=5, n_test=5), ValueError, "at least two"),
     (lambda: higgins_points(perfect, FACTOR_SIZES, 0), ValueError, "n_points"),
-    (lambda: factorvae_score(perfect, FACTOR_SIZES, n_train=5, n_test=5, batch_size=1), ValueError, "batch_size"),
+    (lambda: factorvae_score(perfect, FACTOR_SIZES, n_train=5, n_test=5, batch_size=1),
+     ValueError, "batch_size"),
     (lambda: factorvae_score(perfect, FACTOR_SIZES, n_train=5, n_test=5, n_variance=100,
-                             active=torch.ones(K + 2, dtype=torch.bool)), ValueError, "one entry per unit"),
+                             active=torch.ones(K + 2, dtype=torch.bool)),
+     ValueError, "one entry per unit"),
     (lambda: factorvae_score(perfect, FACTOR_SIZES, n_train=5, n_test=5, n_variance=100,
                              active=torch.ones(K)), ValueError, "bool mask"),
-    (lambda: factor_association(torch.zeros(10, 2), torch.zeros(9, K, dtype=torch.long), FACTOR_SIZES),
+    (lambda: factor_association(torch.zeros(10, 2), torch.zeros(9, K, dtype=torch.long),
+                                FACTOR_SIZES),
      ValueError, r"codes must be \(N, D\)"),
-    (lambda: factor_association(torch.zeros(10, 2), torch.zeros(10, 3, dtype=torch.long), FACTOR_SIZES),
+    (lambda: factor_association(torch.zeros(10, 2), torch.zeros(10, 3, dtype=torch.long),
+                                FACTOR_SIZES),
      ValueError, r"factors \(N, 5\)"),
 ])
 def test_bad_input_to_the_metrics_gets_a_clear_error(call, error, fragment):

@@ -1,5 +1,6 @@
-"""The dSprites-like generator: factor grids, indexing, determinism, and that each factor changes only
-what it should (position translates, scale resizes, orientation rotates, shape swaps the outline)."""
+"""The dSprites-like generator: factor grids, indexing, determinism, and that each factor changes
+only what it should (position translates, scale resizes, orientation rotates, shape swaps the
+outline)."""
 import math
 
 import pytest
@@ -11,7 +12,8 @@ from extras import dsprites as ds
 def centroid(img: torch.Tensor) -> torch.Tensor:
     """(x, y) centre of mass in pixels of a (1, H, W) or (H, W) binary image."""
     img = img.squeeze().double()
-    ys, xs = torch.meshgrid(torch.arange(img.shape[0]).double(), torch.arange(img.shape[1]).double(), indexing="ij")
+    rows, cols = torch.arange(img.shape[0]).double(), torch.arange(img.shape[1]).double()
+    ys, xs = torch.meshgrid(rows, cols, indexing="ij")
     return torch.stack([(img * xs).sum(), (img * ys).sum()]) / img.sum()
 
 
@@ -23,10 +25,11 @@ def test_factor_grids_match_dsprites_metadata():
     assert ds.FACTOR_NAMES == ("shape", "scale", "orientation", "posX", "posY")
     assert ds.FACTOR_SIZES == (3, 6, 40, 32, 32)
     assert ds.NUM_COMBINATIONS == 737_280
-    assert torch.allclose(ds.SCALES, torch.tensor([0.5, 0.6, 0.7, 0.8, 0.9, 1.0], dtype=torch.float64))
+    scales = torch.tensor([0.5, 0.6, 0.7, 0.8, 0.9, 1.0], dtype=torch.float64)
+    assert torch.allclose(ds.SCALES, scales)
     assert len(ds.ORIENTATIONS) == 40 and ds.ORIENTATIONS[0] == 0
     assert ds.ORIENTATIONS[-1] == pytest.approx(2 * math.pi)  # dSprites includes both ends
-    assert ds.ORIENTATIONS[1] == pytest.approx(0.16110732, abs=1e-8)  # value printed in the dSprites metadata
+    assert ds.ORIENTATIONS[1] == pytest.approx(0.16110732, abs=1e-8)  # dSprites' metadata says so
     assert len(ds.POSITIONS) == 32 and ds.POSITIONS[0] == 0 and ds.POSITIONS[-1] == 1
     assert ds.POSITIONS[1] == pytest.approx(0.03225806, abs=1e-8)
 
@@ -36,7 +39,7 @@ def test_sampled_factors_are_in_range_uniform_and_seeded():
     assert f.shape == (20_000, 5) and f.dtype == torch.int64
     for k, size in enumerate(ds.FACTOR_SIZES):
         counts = torch.bincount(f[:, k], minlength=size)
-        assert len(counts) == size and counts.min() > 0.6 * 20_000 / size  # every value, roughly uniform
+        assert len(counts) == size and counts.min() > 0.6 * 20_000 / size  # each value, ~uniform
     again = ds.sample_factors(20_000, generator=torch.Generator().manual_seed(3))
     assert torch.equal(f, again)
     values = ds.factor_values(f)
@@ -46,9 +49,10 @@ def test_sampled_factors_are_in_range_uniform_and_seeded():
 
 
 def test_index_order_is_dsprites_order():
-    # dSprites: index 1 increases posY, index 32 increases posX, the last index is the last combination
+    # dSprites: index 1 increases posY, index 32 posX, the last index is the last combination
     f = ds.index_to_factors(torch.tensor([0, 1, 32, 32 * 32, ds.NUM_COMBINATIONS - 1]))
-    assert f.tolist() == [[0, 0, 0, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 1, 0], [0, 0, 1, 0, 0], [2, 5, 39, 31, 31]]
+    assert f.tolist() == [[0, 0, 0, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 1, 0], [0, 0, 1, 0, 0],
+                          [2, 5, 39, 31, 31]]
     some = ds.sample_factors(1000, generator=torch.Generator().manual_seed(0))
     assert torch.equal(ds.index_to_factors(ds.factors_to_index(some)), some)
     everything = ds.all_factors()
@@ -68,7 +72,8 @@ def test_render_is_binary_deterministic_and_chunk_invariant():
 
 def test_every_sprite_stays_inside_the_frame():
     # the largest sprites at the four extreme positions, every shape and orientation
-    rows = [[s, 5, o, px, py] for s in range(3) for o in range(40) for px in (0, 31) for py in (0, 31)]
+    rows = [[s, 5, o, px, py] for s in range(3) for o in range(40)
+            for px in (0, 31) for py in (0, 31)]
     x = ds.render(torch.tensor(rows))
     border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)
     assert border.sum() == 0
@@ -179,7 +184,8 @@ def test_every_factor_combination_draws_pixels_at_every_supported_size(size):
         x = ds.render(everything[start:start + 65_536], size=size)
         area = x.flatten(1).sum(1)
         smallest = int(area.min()) if smallest is None else min(smallest, int(area.min()))
-        on_border += int(torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], -1).sum())
+        border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], -1)
+        on_border += int(border.sum())
     assert smallest >= (4 if size == 32 else 16) and on_border == 0
 
 
@@ -187,13 +193,13 @@ def test_a_smaller_size_draws_the_same_picture_scaled():
     f = ds.sample_factors(200, generator=torch.Generator().manual_seed(6))
     big, small = ds.render(f).double(), ds.render(f, size=32).double()
     assert small.shape == (200, 1, 32, 32)
-    pooled = torch.nn.functional.avg_pool2d(big, 2)                      # 64 px geometry seen at 32 px
+    pooled = torch.nn.functional.avg_pool2d(big, 2)              # 64 px geometry seen at 32 px
     assert ((pooled - small).abs().flatten(1).sum(1) / small.flatten(1).sum(1)).max() < 0.5
     ratio = small.flatten(1).sum(1) / big.flatten(1).sum(1)
     assert ratio.mean() == pytest.approx(0.25, abs=0.03)                 # a quarter of the area
     c_big = torch.stack([centroid(i) for i in big[:20]])
     c_small = torch.stack([centroid(i) for i in small[:20]])
-    assert (c_small - (c_big + 0.5) / 2 + 0.5).abs().max() < 0.6          # the same place, in half the pixels
+    assert (c_small - (c_big + 0.5) / 2 + 0.5).abs().max() < 0.6   # same place, half the pixels
     v = ds.factor_values(f[:20])
     again = ds.render_values(f[:20, 0], v[:, 1], v[:, 2], v[:, 3], v[:, 4], size=32)
     assert (again != small[:20]).flatten(1).sum(1).max() <= 3
@@ -208,8 +214,10 @@ def test_unsupported_image_sizes_get_a_clear_error(size):
 
 
 def _task_grid_factors():
-    """The extra's task: the upright square, every scale x posX x posY (6,144 vectors, scale slowest)."""
-    g = torch.stack(torch.meshgrid(torch.arange(6), torch.arange(32), torch.arange(32), indexing="ij"), -1)
+    """The extra's task: the upright square, every scale x posX x posY (6,144 vectors, scale
+    slowest)."""
+    axes = torch.arange(6), torch.arange(32), torch.arange(32)
+    g = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1)
     g = g.reshape(-1, 3)
     zero = torch.zeros(len(g), dtype=torch.long)
     return torch.stack([zero, g[:, 0], zero, g[:, 1], g[:, 2]], dim=1)
@@ -230,14 +238,14 @@ def test_coverage_rendering_makes_every_task_combination_a_distinct_image(size):
 def test_coverage_area_grows_strictly_with_scale_at_every_position(size):
     area = ds.render_coverage(_task_grid_factors(), size=size).flatten(1).sum(1).view(6, 32, 32)
     assert (area[1:] > area[:-1]).all()
-    side = 2 * ds.SCALES * ds.RADIUS_PX / 2 ** 0.5 * size / 64          # the square's side in pixels
-    assert torch.allclose(area.mean((1, 2)).double(), side ** 2, rtol=0.15)   # 4 x 4 samples a pixel
+    side = 2 * ds.SCALES * ds.RADIUS_PX / 2 ** 0.5 * size / 64        # the square's side in pixels
+    assert torch.allclose(area.mean((1, 2)).double(), side ** 2, rtol=0.15)  # 4 x 4 samples a px
 
 
 def test_coverage_is_the_mean_of_the_fine_point_samples_and_deterministic():
     f = ds.sample_factors(50, generator=torch.Generator().manual_seed(3))
     x = ds.render_coverage(f, size=32, supersample=2)
-    fine = ds.render(f, size=64).float()                               # the same geometry at twice the raster
+    fine = ds.render(f, size=64).float()                 # the same geometry at twice the raster
     assert torch.equal(x, torch.nn.functional.avg_pool2d(fine, 2))
     assert torch.equal(ds.render_coverage(f, size=32), ds.render_coverage(f, size=32, chunk=7))
 
