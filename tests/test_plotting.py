@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from utils.plotting import image_grid, moving_average, plot_curves, savgol_smooth, show_images
+from utils.plotting import (image_grid, moving_average, plot_curves, save_figure, savgol_smooth,
+                            show_images)
 
 
 def test_grid_layout_and_range():
@@ -57,3 +58,12 @@ def test_savgol_at_the_skeletons_window_is_the_least_squares_polynomial():
     for i in (300, 500, 700):
         centre = np.polyval(np.polyfit(t, y[i - 100:i + 101], 7), 0.0)
         assert abs(savgol_smooth(y)[i] - centre) < 1e-8 * max(1.0, abs(centre))
+
+
+def test_save_figure_writes_the_png_at_its_dpi_and_shows(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(1))
+    fig, ax = plt.subplots(figsize=(2, 1))
+    save_figure(fig, tmp_path / "sub" / "f.png", dpi=50)
+    assert (tmp_path / "sub" / "f.png").is_file() and shown == [1]
+    plt.close(fig)

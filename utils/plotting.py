@@ -14,13 +14,19 @@ import torch
 from torchvision.utils import make_grid
 
 
-def _finish(fig, save: str | Path | None):
+def _finish(fig, save: str | Path | None, dpi: int = 120):
     fig.tight_layout()
     if save is not None:
         save = Path(save)
         save.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(save, dpi=120, bbox_inches="tight")
+        fig.savefig(save, dpi=dpi, bbox_inches="tight")
     return fig
+
+
+def save_figure(fig, save: str | Path, dpi: int = 120) -> None:
+    """The end of every figure cell: tight layout, the PNG at ``save``, the figure shown."""
+    _finish(fig, save, dpi)
+    plt.show()
 
 
 def image_grid(images: torch.Tensor, nrow: int = 10, value_range: tuple[float, float] = (0.0, 1.0),
