@@ -24,11 +24,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+from tools.notebooks import NOTEBOOKS
 from utils.runtime import REPO_ROOT
 
 TAG = "bootstrap"                         # the readable cell: finds or unpacks the helpers
 COPY_TAG = "bootstrap-copy"               # the cell after it: the carried copy, collapsed
-NOTEBOOKS = ("Q1_VAE_CVAE.ipynb", "Q2_VQVAE.ipynb", "extras/beta_vae_disentanglement.ipynb")
 PACKAGES = ("utils", "extras")            # the code a notebook may import; tools/ never travels
 INTRO = """\
 **Setup.** The next two cells make this repository's helpers (`utils/`) importable however the
