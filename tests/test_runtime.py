@@ -160,7 +160,7 @@ def test_settings_are_read_only_and_a_missing_row_names_the_near_ones():
         s.learning_rat
     with pytest.raises(AttributeError, match="read-only"):
         s.batch_size = 64
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="read-only"):
         s["batch_size"] = 64
     with pytest.raises(ValueError, match="an int >= 1"):
         count(10, 0, 1)

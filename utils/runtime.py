@@ -203,7 +203,10 @@ class Settings(dict):
     def __reduce__(self):                        # pickled into utils.parallel's workers
         return Settings, (dict(self), self.table, self.mode, self.scale)
 
-    __setitem__ = __delitem__ = update = pop = setdefault = None   # no writes once read
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("settings are read-only: change the row in the notebook's TABLE")
+
+    __setitem__ = __delitem__ = __ior__ = update = pop = popitem = setdefault = clear = _read_only
 
     def text(self) -> str:
         """The whole table: one line per row, a column per mode (this run's marked *), then this
